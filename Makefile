@@ -1,0 +1,46 @@
+# Everything runs from a virtual environment that the targets make themselves, so a fresh
+# clone needs only Python 3.11+ and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+PROTOS := $(shell cd protos && find . -name '*.proto' | sed 's|^\./||' | sort)
+
+.PHONY: run test generate lint bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		(echo "Python 3.11 or newer is needed (set PYTHON=python3.x)" >&2; exit 1)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/webhooks-server
+
+# protoc names imports after the .proto paths ("import databricks_pb2"); the sed makes them
+# package imports so `from generated import webhooks_pb2` works without sys.path changes.
+generate: $(STAMP)
+	find generated -name '*_pb2*.py*' -delete
+	cd protos && ../$(BIN)/python -m grpc_tools.protoc -I. \
+		--python_out=../generated --pyi_out=../generated --grpc_python_out=../generated \
+		$(PROTOS)
+	find generated -name '*_pb2*.py*' | xargs sed -i -E \
+		-e 's/^import ([a-z_]+_pb2) as/from generated import \1 as/' \
+		-e 's/^from (scalapb) import/from generated.\1 import/'
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) *.egg-info

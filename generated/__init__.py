@@ -1,0 +1,1 @@
+"""Code made by grpcio-tools from protos/ (`make generate`); never edited by hand."""
