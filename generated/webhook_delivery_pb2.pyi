@@ -1,0 +1,122 @@
+from generated import databricks_pb2 as _databricks_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
+from generated import webhooks_pb2 as _webhooks_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class DeliveryStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DELIVERY_STATUS_UNSPECIFIED: _ClassVar[DeliveryStatus]
+    PENDING: _ClassVar[DeliveryStatus]
+    SUCCEEDED: _ClassVar[DeliveryStatus]
+    FAILED: _ClassVar[DeliveryStatus]
+    CANCELLED: _ClassVar[DeliveryStatus]
+DELIVERY_STATUS_UNSPECIFIED: DeliveryStatus
+PENDING: DeliveryStatus
+SUCCEEDED: DeliveryStatus
+FAILED: DeliveryStatus
+CANCELLED: DeliveryStatus
+
+class DeliveryAttempt(_message.Message):
+    __slots__ = ("number", "timestamp", "duration_ms", "response_status", "response_body", "error")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_STATUS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_BODY_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    timestamp: int
+    duration_ms: int
+    response_status: int
+    response_body: str
+    error: str
+    def __init__(self, number: _Optional[int] = ..., timestamp: _Optional[int] = ..., duration_ms: _Optional[int] = ..., response_status: _Optional[int] = ..., response_body: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+
+class Delivery(_message.Message):
+    __slots__ = ("delivery_id", "event_id", "webhook_id", "event", "status", "attempts", "next_attempt_timestamp", "creation_timestamp", "test")
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    CREATION_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    TEST_FIELD_NUMBER: _ClassVar[int]
+    delivery_id: str
+    event_id: str
+    webhook_id: str
+    event: _webhooks_pb2.WebhookEvent
+    status: DeliveryStatus
+    attempts: _containers.RepeatedCompositeFieldContainer[DeliveryAttempt]
+    next_attempt_timestamp: int
+    creation_timestamp: int
+    test: bool
+    def __init__(self, delivery_id: _Optional[str] = ..., event_id: _Optional[str] = ..., webhook_id: _Optional[str] = ..., event: _Optional[_Union[_webhooks_pb2.WebhookEvent, _Mapping]] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., attempts: _Optional[_Iterable[_Union[DeliveryAttempt, _Mapping]]] = ..., next_attempt_timestamp: _Optional[int] = ..., creation_timestamp: _Optional[int] = ..., test: _Optional[bool] = ...) -> None: ...
+
+class PublishEvent(_message.Message):
+    __slots__ = ("event", "data", "idempotency_key")
+    class Response(_message.Message):
+        __slots__ = ("event_id", "delivery_ids")
+        EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+        DELIVERY_IDS_FIELD_NUMBER: _ClassVar[int]
+        event_id: str
+        delivery_ids: _containers.RepeatedScalarFieldContainer[str]
+        def __init__(self, event_id: _Optional[str] = ..., delivery_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    event: _webhooks_pb2.WebhookEvent
+    data: _struct_pb2.Struct
+    idempotency_key: str
+    def __init__(self, event: _Optional[_Union[_webhooks_pb2.WebhookEvent, _Mapping]] = ..., data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class ListDeliveries(_message.Message):
+    __slots__ = ("webhook_id", "event_id", "status", "max_results", "page_token")
+    class Response(_message.Message):
+        __slots__ = ("deliveries", "next_page_token")
+        DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+        NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+        deliveries: _containers.RepeatedCompositeFieldContainer[Delivery]
+        next_page_token: str
+        def __init__(self, deliveries: _Optional[_Iterable[_Union[Delivery, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+    WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MAX_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    webhook_id: str
+    event_id: str
+    status: DeliveryStatus
+    max_results: int
+    page_token: str
+    def __init__(self, webhook_id: _Optional[str] = ..., event_id: _Optional[str] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., max_results: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class GetDelivery(_message.Message):
+    __slots__ = ("delivery_id",)
+    class Response(_message.Message):
+        __slots__ = ("delivery",)
+        DELIVERY_FIELD_NUMBER: _ClassVar[int]
+        delivery: Delivery
+        def __init__(self, delivery: _Optional[_Union[Delivery, _Mapping]] = ...) -> None: ...
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    delivery_id: str
+    def __init__(self, delivery_id: _Optional[str] = ...) -> None: ...
+
+class Redeliver(_message.Message):
+    __slots__ = ("delivery_id",)
+    class Response(_message.Message):
+        __slots__ = ("delivery",)
+        DELIVERY_FIELD_NUMBER: _ClassVar[int]
+        delivery: Delivery
+        def __init__(self, delivery: _Optional[_Union[Delivery, _Mapping]] = ...) -> None: ...
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    delivery_id: str
+    def __init__(self, delivery_id: _Optional[str] = ...) -> None: ...

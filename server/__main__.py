@@ -1,0 +1,20 @@
+"""`webhooks-server` and `python -m server`."""
+
+from __future__ import annotations
+
+import sys
+
+from server import app, config
+
+
+def main() -> int:
+    try:
+        cfg = config.parse()
+    except config.ConfigError as e:
+        print(f"webhooks-server: {e}", file=sys.stderr)
+        return 2
+    return app.run(cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

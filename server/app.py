@@ -1,0 +1,109 @@
+"""Builds every part from the Config and runs them on one event loop until a signal drains
+them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import sys
+
+import grpc
+from aiohttp import web
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from generated import webhooks_pb2, webhooks_pb2_grpc
+from server.config import Config
+from server.core import WebhookCore
+from server.delivery.sender import Sender
+from server.rpc import ErrorInterceptor, WebhookServicer
+from server.shim import app as shim
+from server.store import Store
+
+log = logging.getLogger("webhooks")
+
+GRACE_SECONDS = 10.0
+SERVICE_NAMES = [webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name]
+
+
+def listen(address: str) -> socket.socket:
+    """A bound, listening TCP socket for HOST:PORT (port 0 picks a free one)."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, int(port)))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def shown(sock_or_host: str, port: int) -> str:
+    return f"[{sock_or_host}]:{port}" if ":" in sock_or_host else f"{sock_or_host}:{port}"
+
+
+async def serve(config: Config) -> None:
+    store = Store(config.database_url, config.secret_key)
+    sender = Sender(config.delivery_timeout, config.allow_private_urls)
+    core = WebhookCore(config, store, sender)
+    await core.db(store.open)
+    await sender.start()
+
+    draining = False
+    health_servicer = health.aio.HealthServicer()
+    grpc_server = grpc.aio.server(interceptors=[ErrorInterceptor()])
+    servicers = {SERVICE_NAMES[0]: WebhookServicer(core)}
+    webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(servicers[SERVICE_NAMES[0]], grpc_server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
+    reflection.enable_server_reflection(
+        [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], grpc_server
+    )
+    grpc_host = config.grpc_address.rpartition(":")[0].strip("[]")
+    grpc_port = grpc_server.add_insecure_port(config.grpc_address)
+    if grpc_port == 0:
+        raise OSError(f"cannot listen for gRPC on {config.grpc_address}")
+
+    runner = web.AppRunner(shim.build(servicers, lambda: draining), access_log=None)
+    await runner.setup()
+    http_sock = listen(config.http_address)
+    await web.SockSite(runner, http_sock).start()
+
+    await grpc_server.start()
+    for name in ["", *SERVICE_NAMES]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    http_host, http_port = http_sock.getsockname()[:2]
+    print(f"grpc listening on {shown(grpc_host, grpc_port)}", flush=True)
+    print(f"http listening on {shown(http_host, http_port)}", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+    log.info("draining")
+    draining = True
+    await health_servicer.enter_graceful_shutdown()
+    await grpc_server.stop(GRACE_SECONDS)
+    await runner.cleanup()
+    await sender.close()
+    core.close()
+    store.close()
+    log.info("stopped")
+
+
+def run(config: Config) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        asyncio.run(serve(config))
+    except (OSError, RuntimeError) as e:
+        print(f"webhooks-server: {e}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,111 @@
+"""Flags and environment variables, read once into a frozen Config (CONTRACT section 2)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+
+
+class ConfigError(ValueError):
+    """A flag or environment variable has a value the server cannot use."""
+
+
+@dataclass(frozen=True)
+class Config:
+    grpc_address: str = "127.0.0.1:50051"
+    http_address: str = "127.0.0.1:8080"
+    database_url: str = "sqlite:///webhooks.db"
+    allowed_schemes: tuple[str, ...] = ("https",)
+    allow_private_urls: bool = False
+    retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    delivery_timeout: float = 15.0
+    secret_key: str | None = None
+
+
+def _split_address(value: str, flag: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"{flag} must be HOST:PORT (port 0 picks a free one), got {value!r}")
+    return value
+
+
+def _schemes(value: str) -> tuple[str, ...]:
+    schemes = tuple(s.strip().lower() for s in value.split(",") if s.strip())
+    if not schemes or any(s not in ("http", "https") for s in schemes):
+        raise ConfigError(
+            f"--allowed-schemes takes a comma-separated list of http/https, got {value!r}"
+        )
+    return schemes
+
+
+def _schedule(value: str) -> tuple[float, ...]:
+    try:
+        delays = tuple(float(s) for s in value.split(",") if s.strip())
+    except ValueError:
+        raise ConfigError(
+            f"--retry-schedule takes comma-separated seconds, got {value!r}"
+        ) from None
+    if any(d < 0 for d in delays):
+        raise ConfigError(f"--retry-schedule delays must not be negative, got {value!r}")
+    return delays
+
+
+def _positive(value: str, flag: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if number <= 0:
+        raise ConfigError(f"{flag} takes a positive number of seconds, got {value!r}")
+    return number
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Builds the Config from flags, falling back to WEBHOOKS_* variables, then to defaults."""
+    env = dict(os.environ if environ is None else environ)
+    defaults = Config()
+    parser = argparse.ArgumentParser(
+        prog="webhooks-server", description="MLflow Model Registry webhooks service"
+    )
+
+    def flag(name: str, env_name: str, default: object, help_text: str) -> None:
+        parser.add_argument(
+            name, default=env.get(env_name, default), help=f"{help_text} [{env_name}]"
+        )
+
+    flag("--grpc-address", "WEBHOOKS_GRPC_ADDRESS", defaults.grpc_address, "gRPC HOST:PORT")
+    flag("--http-address", "WEBHOOKS_HTTP_ADDRESS", defaults.http_address, "JSON shim HOST:PORT")
+    flag("--database-url", "WEBHOOKS_DATABASE_URL", defaults.database_url, "playhouse.db_url URL")
+    flag("--allowed-schemes", "WEBHOOKS_ALLOWED_SCHEMES", "https", "URL schemes webhooks may use")
+    flag(
+        "--retry-schedule",
+        "WEBHOOKS_RETRY_SCHEDULE",
+        ",".join(f"{d:g}" for d in DEFAULT_RETRY_SCHEDULE),
+        "seconds before each retry",
+    )
+    flag("--delivery-timeout", "WEBHOOKS_DELIVERY_TIMEOUT", "15", "seconds per delivery attempt")
+    parser.add_argument(
+        "--allow-private-urls",
+        action="store_true",
+        default=_truthy(env.get("WEBHOOKS_ALLOW_PRIVATE_URLS")),
+        help="allow loopback and private addresses [WEBHOOKS_ALLOW_PRIVATE_URLS=true]",
+    )
+    args = parser.parse_args(argv)
+    return Config(
+        grpc_address=_split_address(args.grpc_address, "--grpc-address"),
+        http_address=_split_address(args.http_address, "--http-address"),
+        database_url=args.database_url,
+        allowed_schemes=_schemes(args.allowed_schemes),
+        allow_private_urls=args.allow_private_urls,
+        retry_schedule=_schedule(args.retry_schedule),
+        delivery_timeout=_positive(args.delivery_timeout, "--delivery-timeout"),
+        secret_key=env.get("WEBHOOKS_SECRET_KEY") or None,
+    )

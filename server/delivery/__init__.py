@@ -1,0 +1,1 @@
+"""Delivery: the sender now, the durable outbox next."""

@@ -1,0 +1,64 @@
+"""Secrets at rest: Fernet tokens, with the key from WEBHOOKS_SECRET_KEY or a key file made
+once beside the SQLite database."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+
+class SecretKeyError(RuntimeError):
+    """The key is missing, malformed, or cannot decrypt what is stored."""
+
+
+class SecretBox:
+    def __init__(self, key: str | bytes) -> None:
+        try:
+            self._fernet = Fernet(key)
+        except (ValueError, TypeError):
+            raise SecretKeyError(
+                "WEBHOOKS_SECRET_KEY is not a Fernet key (32 url-safe base64-encoded bytes); "
+                "make one with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'"
+            ) from None
+
+    def seal(self, secret: str | None) -> str | None:
+        return self._fernet.encrypt(secret.encode()).decode() if secret else None
+
+    def open(self, token: str | None) -> str | None:
+        if token is None:
+            return None
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken:
+            raise SecretKeyError(
+                "the secret key cannot decrypt the webhook secrets stored in this database: "
+                "start the server with the WEBHOOKS_SECRET_KEY (or key file) they were stored with"
+            ) from None
+
+
+def key_file_for(sqlite_path: str) -> Path:
+    return Path(f"{sqlite_path}.key")
+
+
+def load_key(configured: str | None, sqlite_path: str | None) -> str | bytes:
+    """The configured key; else, for an SQLite file, the key file beside it, made on first use."""
+    if configured:
+        return configured
+    if sqlite_path is None:
+        raise SecretKeyError(
+            "WEBHOOKS_SECRET_KEY is required for this database (a key file is only made beside "
+            "an SQLite database); set it to a Fernet key shared by every replica"
+        )
+    if sqlite_path == ":memory:":
+        return Fernet.generate_key()
+    path = key_file_for(sqlite_path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as f:
+        f.write(Fernet.generate_key())
+    return path.read_bytes().strip()

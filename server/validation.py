@@ -1,0 +1,158 @@
+"""Every rule on what a caller may send, in one place, with MLflow's messages where MLflow's
+clients match on them. Both transports reach these through the core."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+import socket
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from server import events
+from server.errors import InvalidArgument
+
+MAX_URL = 500
+MAX_DESCRIPTION = 1000
+MAX_SECRET = 1000
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+_NAME = re.compile(r"^(?=.{1,63}$)[a-z0-9]([a-z0-9._-]*[a-z0-9])?$", re.IGNORECASE)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise InvalidArgument(
+            f"Webhook name {value!r} is invalid. It must be 1 to 63 characters, start and end "
+            "with a letter or digit, and contain only letters, digits, dots (.), underscores (_) "
+            "and hyphens (-)."
+        )
+    return value
+
+
+def description(value: str) -> str:
+    if len(value) > MAX_DESCRIPTION:
+        raise InvalidArgument(
+            f"Webhook description is {len(value)} characters; "
+            f"at most {MAX_DESCRIPTION} are allowed."
+        )
+    return value
+
+
+def secret(value: str) -> str:
+    if len(value) > MAX_SECRET:
+        raise InvalidArgument(
+            f"Webhook secret is {len(value)} characters; at most {MAX_SECRET} are allowed."
+        )
+    return value
+
+
+def event(entity: int, action: int) -> events.Event:
+    if (entity, action) in events.EVENTS:
+        return (entity, action)
+    if entity not in {e for (e, _) in events.EVENTS}:
+        valid = sorted({events.entity_name(e) for (e, _) in events.EVENTS})
+        raise InvalidArgument(
+            f"Invalid webhook event entity {_enum_name(events.entity_name, entity)!r}. "
+            f"Set entity to one of: {valid}"
+        )
+    raise InvalidArgument(
+        f"Invalid action {_enum_name(events.action_name, action)!r} for entity "
+        f"'{events.entity_name(entity)}'. Valid actions are: {events.valid_actions(entity)}"
+    )
+
+
+def event_list(pairs: Iterable[tuple[int, int]]) -> list[events.Event]:
+    """Validates each pair and collapses duplicates, keeping the caller's order."""
+    checked = [event(entity, action) for entity, action in pairs]
+    if not checked:
+        raise InvalidArgument("Webhook events cannot be empty")
+    return list(dict.fromkeys(checked))
+
+
+def _enum_name(namer: object, number: int) -> str:
+    try:
+        return namer(number)  # type: ignore[operator]
+    except ValueError:
+        return str(number)
+
+
+def page_size(value: int) -> int:
+    if value == 0:
+        return DEFAULT_PAGE_SIZE
+    if not 1 <= value <= MAX_PAGE_SIZE:
+        raise InvalidArgument(
+            f"max_results must be between 1 and {MAX_PAGE_SIZE} (0 or unset means "
+            f"{DEFAULT_PAGE_SIZE}), got {value}."
+        )
+    return value
+
+
+def is_public_address(ip: IPAddress) -> bool:
+    """True for an address a webhook may reach when private URLs are not allowed: globally
+    routable, and not a private address hidden inside an IPv6 transition format."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None and not is_public_address(embedded):
+            return False
+    return ip.is_global and not ip.is_multicast and not ip.is_reserved
+
+
+async def resolve(host: str) -> list[IPAddress]:
+    """Every address `host` resolves to (one, if it is an address already)."""
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
+
+
+async def url(value: str, allowed_schemes: tuple[str, ...], allow_private: bool) -> str:
+    if not value.strip():
+        raise InvalidArgument(f"Webhook URL cannot be empty or just whitespace: {value!r}")
+    if len(value) > MAX_URL:
+        raise InvalidArgument(
+            f"Webhook URL is {len(value)} characters; at most {MAX_URL} are allowed."
+        )
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        _ = parts.port  # raises on a port that is not a number in range
+    except ValueError as e:
+        raise InvalidArgument(f"Invalid webhook URL {value!r}: {e!r}") from None
+    if parts.scheme not in allowed_schemes:
+        raise InvalidArgument(
+            f"Invalid webhook URL scheme: {parts.scheme!r}. "
+            f"Allowed schemes are: {', '.join(allowed_schemes)}."
+        )
+    if not host:
+        raise InvalidArgument(f"Webhook URL must include a hostname: {value!r}")
+    if not allow_private:
+        await public_host(host, value)
+    return value
+
+
+async def public_host(host: str, shown: str) -> list[IPAddress]:
+    """Resolves `host` and refuses it unless every address is public (the SSRF rule)."""
+    try:
+        addresses = await resolve(host)
+    except (OSError, UnicodeError) as e:
+        raise InvalidArgument(
+            f"Webhook URL host {host!r} does not resolve ({e}); use a host name with a public "
+            "DNS record."
+        ) from None
+    private = [str(ip) for ip in addresses if not is_public_address(ip)]
+    if private:
+        raise InvalidArgument(
+            f"Webhook URL {shown!r} resolves to a non-public address ({', '.join(private)}). "
+            "Use a publicly routable host, or start the server with --allow-private-urls."
+        )
+    return addresses

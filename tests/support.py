@@ -1,0 +1,162 @@
+"""Test helpers: the real server as a subprocess, and real aiohttp receivers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 30.0
+
+
+@dataclass
+class ServerProcess:
+    """`python -m server` on free ports; stdout is read until both listening lines appear."""
+
+    args: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[str] | None = None
+    grpc_address: str = ""
+    http_url: str = ""
+    stderr_path: Path | None = None
+
+    def start(self, workdir: Path) -> ServerProcess:
+        self.stderr_path = workdir / f"server-{os.getpid()}-{id(self)}.log"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "server",
+                "--grpc-address",
+                "127.0.0.1:0",
+                "--http-address",
+                "127.0.0.1:0",
+                *self.args,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr_path.open("w"),
+            text=True,
+        )
+        lines: queue.Queue[str] = queue.Queue()
+
+        def pump() -> None:
+            assert self.proc and self.proc.stdout
+            for line in self.proc.stdout:
+                lines.put(line)
+            lines.put("")
+
+        threading.Thread(target=pump, daemon=True).start()
+        while not (self.grpc_address and self.http_url):
+            try:
+                line = lines.get(timeout=START_TIMEOUT)
+            except queue.Empty:
+                self.kill()
+                raise RuntimeError(f"server did not start: {self.log()}") from None
+            if not line:
+                raise RuntimeError(f"server exited: {self.log()}")
+            if line.startswith("grpc listening on "):
+                self.grpc_address = line.split()[-1]
+            elif line.startswith("http listening on "):
+                self.http_url = "http://" + line.split()[-1]
+        return self
+
+    def log(self) -> str:
+        return self.stderr_path.read_text() if self.stderr_path else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        assert self.proc
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def run_server(workdir: Path, *args: str, env: dict[str, str] | None = None) -> ServerProcess:
+    return ServerProcess(list(args), env or {}).start(workdir)
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class Receiver:
+    """A real aiohttp receiver on a free loopback port, recording what it is sent.
+
+    /ok answers 200, /status/{code} answers that code, /redirect answers 302, /slow waits
+    until the receiver stops (so the sender's timeout fires), /close drops the connection.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.arrived = asyncio.Condition()
+        self._release = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def _record(self, request: web.Request) -> None:
+        body = await request.read()
+        async with self.arrived:
+            self.received.append(Received(request.path, dict(request.headers), body))
+            self.arrived.notify_all()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        await self._record(request)
+        kind = request.match_info["kind"]
+        if kind == "ok":
+            return web.Response(text="ok")
+        if kind == "status":
+            code = int(request.match_info["arg"])
+            return web.Response(status=code, text=f"answered {code}")
+        if kind == "redirect":
+            raise web.HTTPFound(location="http://127.0.0.1:1/elsewhere")
+        if kind == "slow":
+            await self._release.wait()
+            return web.Response(text="late")
+        if kind == "close":
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()
+        return web.Response(status=404, text="no such receiver endpoint")
+
+    async def start(self) -> Receiver:
+        app = web.Application()
+        app.router.add_post("/{kind}", self._handle)
+        app.router.add_post("/{kind}/{arg}", self._handle)
+        self._runner = web.AppRunner(app, shutdown_timeout=1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
+        async with self.arrived:
+            await asyncio.wait_for(
+                self.arrived.wait_for(lambda: len(self.received) >= count), timeout
+            )
+        return self.received
+
+    async def stop(self) -> None:
+        self._release.set()
+        if self._runner:
+            await self._runner.cleanup()
