@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# `make generate OUT=dir` writes elsewhere; the test that checks generated/ is current uses it.
+OUT ?= generated
 PROTOS := $(shell cd protos && find . -name '*.proto' | sed 's|^\./||' | sort)
 
 .PHONY: run test generate lint bench clean
@@ -23,11 +25,11 @@ run: $(STAMP)
 # protoc names imports after the .proto paths ("import databricks_pb2"); the sed makes them
 # package imports so `from generated import webhooks_pb2` works without sys.path changes.
 generate: $(STAMP)
-	find generated -name '*_pb2*.py*' -delete
-	cd protos && ../$(BIN)/python -m grpc_tools.protoc -I. \
-		--python_out=../generated --pyi_out=../generated --grpc_python_out=../generated \
-		$(PROTOS)
-	find generated -name '*_pb2*.py*' | xargs sed -i -E \
+	find $(OUT) -name '*_pb2*.py*' -delete
+	$(BIN)/python -m grpc_tools.protoc -Iprotos \
+		--python_out=$(OUT) --pyi_out=$(OUT) --grpc_python_out=$(OUT) \
+		$(addprefix protos/,$(PROTOS))
+	find $(OUT) -name '*_pb2*.py*' | xargs sed -i -E \
 		-e 's/^import ([a-z_]+_pb2) as/from generated import \1 as/' \
 		-e 's/^from (scalapb) import/from generated.\1 import/'
 
