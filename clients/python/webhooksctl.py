@@ -1,0 +1,398 @@
+"""webhooksctl: the operator's command line for every RPC of the webhooks service.
+
+Exit status: 0 on success, 1 when the server answers an error or cannot be reached,
+2 for bad arguments (argparse's own convention, kept for the checks made here too)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from clients.python.client import (
+    DEFAULT_TIMEOUT,
+    WebhooksClient,
+    WebhooksError,
+    delivery_status,
+    event_name,
+    parse_event,
+    to_json,
+    webhook_status,
+)
+from generated import webhook_delivery_pb2 as dpb
+from generated import webhooks_pb2 as pb
+
+PROG = "webhooksctl"
+
+
+# Output
+
+
+def _time(millis: int) -> str:
+    moment = datetime.fromtimestamp(millis / 1000, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
+    lines = [headers, *rows]
+    return "\n".join(
+        "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+def _pairs(pairs: Sequence[tuple[str, str]]) -> str:
+    width = max(len(k) for k, _ in pairs)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in pairs)
+
+
+def _events(events: Sequence[pb.WebhookEvent]) -> str:
+    return ",".join(event_name(e) for e in events)
+
+
+def _webhook_status(webhook: pb.Webhook) -> str:
+    return pb.WebhookStatus.Name(webhook.status) if webhook.HasField("status") else ""
+
+
+def _webhook_pairs(w: pb.Webhook) -> str:
+    return _pairs(
+        [
+            ("webhook_id", w.webhook_id),
+            ("name", w.name),
+            ("url", w.url),
+            ("events", _events(w.events)),
+            ("status", _webhook_status(w)),
+            ("description", w.description),
+            ("created", _time(w.creation_timestamp)),
+            ("updated", _time(w.last_updated_timestamp)),
+        ]
+    )
+
+
+def _webhook_table(webhooks: Sequence[pb.Webhook]) -> str:
+    rows = [[w.webhook_id, w.name, _webhook_status(w), _events(w.events), w.url] for w in webhooks]
+    return _table(["WEBHOOK_ID", "NAME", "STATUS", "EVENTS", "URL"], rows)
+
+
+def _delivery_status(d: dpb.Delivery) -> str:
+    return dpb.DeliveryStatus.Name(d.status)
+
+
+def _delivery_table(deliveries: Sequence[dpb.Delivery]) -> str:
+    rows = [
+        [
+            d.delivery_id,
+            d.webhook_id,
+            event_name(d.event),
+            _delivery_status(d),
+            _time(d.creation_timestamp),
+        ]
+        for d in deliveries
+    ]
+    return _table(["DELIVERY_ID", "WEBHOOK_ID", "EVENT", "STATUS", "CREATED"], rows)
+
+
+def _delivery_detail(d: dpb.Delivery) -> str:
+    pairs = [
+        ("delivery_id", d.delivery_id),
+        ("event_id", d.event_id),
+        ("webhook_id", d.webhook_id),
+        ("event", event_name(d.event)),
+        ("status", _delivery_status(d)),
+        ("test", "yes" if d.test else "no"),
+        ("created", _time(d.creation_timestamp)),
+    ]
+    if d.HasField("next_attempt_timestamp"):
+        pairs.append(("next_attempt", _time(d.next_attempt_timestamp)))
+    text = _pairs(pairs)
+    if d.attempts:
+        rows = [
+            [
+                str(a.number),
+                _time(a.timestamp),
+                f"{a.duration_ms}ms",
+                str(a.response_status) if a.HasField("response_status") else "-",
+                a.error or "",
+            ]
+            for a in d.attempts
+        ]
+        text += "\n\n" + _table(["ATTEMPT", "SENT", "DURATION", "STATUS", "ERROR"], rows)
+    return text
+
+
+def _test_result(r: pb.WebhookTestResult) -> str:
+    pairs = [("success", "yes" if r.success else "no")]
+    if r.HasField("response_status"):
+        pairs.append(("response_status", str(r.response_status)))
+    if r.HasField("response_body"):
+        pairs.append(("response_body", r.response_body))
+    if r.HasField("error_message"):
+        pairs.append(("error_message", r.error_message))
+    return _pairs(pairs)
+
+
+# Commands: each returns what to print as a table and what to print with --json.
+
+Result = tuple[str, dict[str, Any]]
+
+
+def _webhook_result(w: pb.Webhook) -> Result:
+    return _webhook_pairs(w), {"webhook": to_json(w)}
+
+
+def cmd_create(client: WebhooksClient, args: argparse.Namespace) -> Result:
+    return _webhook_result(
+        client.create(
+            args.name,
+            args.url,
+            args.events,
+            description=args.description,
+            secret=args.secret,
+            status=args.status,
+        )
+    )
+
+
+def cmd_list(client: WebhooksClient, args: argparse.Namespace) -> Result:
+    webhooks = list(client.iter_webhooks(args.page_size))
+    return _webhook_table(webhooks), {"webhooks": [to_json(w) for w in webhooks]}
+
+
+def cmd_get(client: WebhooksClient, args: argparse.Namespace) -> Result:
+    return _webhook_result(client.get(args.webhook_id))
+
+
+def cmd_update(client: WebhooksClient, args: argparse.Namespace) -> Result:
+    return _webhook_result(
+        client.update(
+            args.webhook_id,
+            name=args.name,
+            url=args.url,
+            events=args.events,
+            description=args.description,
+            secret=args.secret,
+            status=args.status,
+        )
+    )
+
+
+def cmd_delete(client: WebhooksClient, args: argparse.Namespace) -> Result:
+    client.delete(args.webhook_id)
+    return f"deleted webhook {args.webhook_id}", {}
+
+
+def cmd_test(client: WebhooksClient, args: argparse.Namespace) -> Result:
+    result = client.test(args.webhook_id, args.event)
+    return _test_result(result), {"result": to_json(result)}
+
+
+def cmd_publish(client: WebhooksClient, args: argparse.Namespace) -> Result:
+    response = client.publish(args.event, args.data, args.idempotency_key)
+    text = _pairs(
+        [
+            ("event_id", response.event_id),
+            ("delivery_ids", ",".join(response.delivery_ids) or "(no subscribed webhook)"),
+        ]
+    )
+    return text, to_json(response)
+
+
+def cmd_deliveries(client: WebhooksClient, args: argparse.Namespace) -> Result:
+    deliveries = list(
+        client.deliveries(
+            webhook_id=args.webhook_id,
+            event_id=args.event_id,
+            status=args.status,
+            page_size=args.page_size,
+        )
+    )
+    return _delivery_table(deliveries), {"deliveries": [to_json(d) for d in deliveries]}
+
+
+def cmd_delivery(client: WebhooksClient, args: argparse.Namespace) -> Result:
+    d = client.delivery(args.delivery_id)
+    return _delivery_detail(d), {"delivery": to_json(d)}
+
+
+def cmd_redeliver(client: WebhooksClient, args: argparse.Namespace) -> Result:
+    d = client.redeliver(args.delivery_id)
+    return _delivery_detail(d), {"delivery": to_json(d)}
+
+
+# Argument types: a ValueError or ArgumentTypeError becomes argparse's exit-2 usage error.
+
+
+def _event_arg(value: str) -> pb.WebhookEvent:
+    try:
+        return parse_event(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _events_arg(value: str) -> list[pb.WebhookEvent]:
+    return [_event_arg(v) for v in value.split(",") if v.strip()]
+
+
+def _checked(check: Callable[[str], int]) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        try:
+            check(value)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        return value.upper()
+
+    return parse
+
+
+def _json_object(value: str) -> dict[str, Any]:
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"--data is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise argparse.ArgumentTypeError("--data must be a JSON object")
+    return data
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"--timeout takes a positive number, got {value!r}")
+    return seconds
+
+
+def _page_size(value: str) -> int:
+    try:
+        size = int(value)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= 1000:
+        raise argparse.ArgumentTypeError(f"--page-size takes 1 to 1000, got {value!r}")
+    return size
+
+
+def _flatten(groups: list[list[pb.WebhookEvent]] | None) -> list[pb.WebhookEvent] | None:
+    return None if groups is None else [e for group in groups for e in group]
+
+
+def _webhook_fields(p: argparse.ArgumentParser, creating: bool) -> None:
+    p.add_argument("--name", required=creating, help="1 to 63 of [a-z0-9._-]")
+    p.add_argument("--url", required=creating, help="where deliveries are POSTed")
+    p.add_argument(
+        "--event",
+        dest="events",
+        action="append",
+        type=_events_arg,
+        required=creating,
+        metavar="EVENT",
+        help="entity.action, e.g. model_version.created; repeat or comma-separate"
+        + ("" if creating else "; replaces the subscribed events"),
+    )
+    p.add_argument("--description")
+    p.add_argument(
+        "--secret",
+        help="HMAC signing secret" + ("" if creating else "; an empty string turns signing off"),
+    )
+    p.add_argument("--status", type=_checked(webhook_status), help="ACTIVE or DISABLED")
+
+
+def parser() -> argparse.ArgumentParser:
+    env = os.environ
+    top = argparse.ArgumentParser(prog=PROG, description="Operate the MLflow webhooks service.")
+    top.add_argument(
+        "--address",
+        default=env.get("WEBHOOKS_ADDRESS") or "127.0.0.1:50051",
+        help="gRPC HOST:PORT of the server [WEBHOOKS_ADDRESS, default 127.0.0.1:50051]",
+    )
+    top.add_argument(
+        "--token",
+        default=env.get("WEBHOOKS_AUTH_TOKEN") or None,
+        help="bearer token [WEBHOOKS_AUTH_TOKEN]",
+    )
+    top.add_argument(
+        "--cacert",
+        default=env.get("WEBHOOKS_CACERT") or None,
+        metavar="FILE",
+        help="PEM CA certificates; connects with TLS when given [WEBHOOKS_CACERT]",
+    )
+    top.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"deadline of each call (default {DEFAULT_TIMEOUT:g})",
+    )
+    top.add_argument("--json", action="store_true", help="print the response as JSON")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func: Callable[..., Result], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    _webhook_fields(command("create", cmd_create, "create a webhook"), creating=True)
+    p = command("list", cmd_list, "list every webhook, newest first")
+    p.add_argument("--page-size", type=_page_size, help="webhooks fetched per call")
+    command("get", cmd_get, "show a webhook").add_argument("webhook_id")
+    p = command("update", cmd_update, "change the given fields of a webhook")
+    p.add_argument("webhook_id")
+    _webhook_fields(p, creating=False)
+    command("delete", cmd_delete, "delete a webhook").add_argument("webhook_id")
+    p = command("test", cmd_test, "send an example payload to a webhook now")
+    p.add_argument("webhook_id")
+    p.add_argument("--event", type=_event_arg, help="default: the webhook's first event")
+    p = command("publish", cmd_publish, "publish an event to the subscribed webhooks")
+    p.add_argument("event", type=_event_arg, help="entity.action, e.g. model_version.created")
+    p.add_argument(
+        "--data", type=_json_object, required=True, help="the event's data (JSON object)"
+    )
+    p.add_argument("--idempotency-key", help="a repeat within 24 hours answers the first ids")
+    p = command("deliveries", cmd_deliveries, "list deliveries, newest first")
+    p.add_argument("--webhook-id")
+    p.add_argument("--event-id")
+    p.add_argument(
+        "--status", type=_checked(delivery_status), help="PENDING, SUCCEEDED, FAILED, CANCELLED"
+    )
+    p.add_argument("--page-size", type=_page_size, help="deliveries fetched per call")
+    command("delivery", cmd_delivery, "show a delivery and its attempts").add_argument(
+        "delivery_id"
+    )
+    command("redeliver", cmd_redeliver, "send a delivery again now").add_argument("delivery_id")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if hasattr(args, "events"):
+        args.events = _flatten(args.events)
+    root_certificates = None
+    if args.cacert:
+        try:
+            with open(args.cacert, "rb") as f:
+                root_certificates = f.read()
+        except OSError as e:
+            print(f"{PROG}: cannot read --cacert {args.cacert}: {e.strerror}", file=sys.stderr)
+            return 2
+    try:
+        with WebhooksClient(args.address, args.token, root_certificates, args.timeout) as client:
+            text, data = args.func(client, args)
+    except WebhooksError as e:
+        print(f"{PROG}: {e.code.name}: {e.message}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(data, indent=2))
+    elif text:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
