@@ -66,7 +66,8 @@ async def serve(config: Config) -> None:
     if grpc_port == 0:
         raise OSError(f"cannot listen for gRPC on {config.grpc_address}")
 
-    runner = web.AppRunner(shim.build(servicers, lambda: draining), access_log=None)
+    app = shim.build(servicers, lambda: draining, config.max_request_bytes)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     http_sock = listen(config.http_address)
     await web.SockSite(runner, http_sock).start()

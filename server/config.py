@@ -24,6 +24,7 @@ class Config:
     retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
     delivery_timeout: float = 15.0
     secret_key: str | None = None
+    max_request_bytes: int = 1024 * 1024
 
 
 def _split_address(value: str, flag: str) -> str:
@@ -64,6 +65,12 @@ def _positive(value: str, flag: str) -> float:
     return number
 
 
+def _byte_count(value: str, flag: str) -> int:
+    if not value.strip().isdigit() or int(value) <= 0:
+        raise ConfigError(f"{flag} takes a positive number of bytes, got {value!r}")
+    return int(value)
+
+
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -92,6 +99,12 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         "seconds before each retry",
     )
     flag("--delivery-timeout", "WEBHOOKS_DELIVERY_TIMEOUT", "15", "seconds per delivery attempt")
+    flag(
+        "--max-request-bytes",
+        "WEBHOOKS_MAX_REQUEST_BYTES",
+        str(defaults.max_request_bytes),
+        "largest JSON request body the HTTP shim reads",
+    )
     parser.add_argument(
         "--allow-private-urls",
         action="store_true",
@@ -108,4 +121,5 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         retry_schedule=_schedule(args.retry_schedule),
         delivery_timeout=_positive(args.delivery_timeout, "--delivery-timeout"),
         secret_key=env.get("WEBHOOKS_SECRET_KEY") or None,
+        max_request_bytes=_byte_count(args.max_request_bytes, "--max-request-bytes"),
     )

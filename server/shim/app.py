@@ -1,20 +1,120 @@
-"""The aiohttp application of the shim."""
+"""The aiohttp application of the shim: every route of every service, /health and
+/openapi.json, and MLflow's JSON error bodies for everything that goes wrong."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
+from server.errors import ServiceError
+from server.shim import mapping
+from server.shim.mapping import Failure
+from server.shim.openapi import document
+from server.shim.routes import Route, routes
 
-def build(servicers: Mapping[str, object], draining: Callable[[], bool]) -> web.Application:
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_REQUEST_BYTES = web.AppKey("max_request_bytes", int)
+
+
+def _json(body: bytes, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(body=body, status=status, headers=headers, content_type="application/json")
+
+
+def _failure_response(failure: Failure) -> web.Response:
+    return _json(json.dumps(failure.body()).encode(), failure.status, failure.headers)
+
+
+def _from_http(error: web.HTTPException, request: web.Request) -> Failure:
+    """aiohttp's own refusals (no route, wrong method, body too large) in MLflow's form."""
+    if error.status == 404:
+        return Failure(404, "ENDPOINT_NOT_FOUND", f"No API endpoint at {request.path}.")
+    if error.status == 405:
+        allowed = error.headers.get("Allow", "")
+        return Failure(
+            405,
+            "ENDPOINT_NOT_FOUND",
+            f"{request.method} is not allowed on {request.path}; allowed: {allowed}.",
+            {"Allow": allowed},
+        )
+    if error.status == 413:
+        return Failure(
+            413,
+            "RESOURCE_EXHAUSTED",
+            f"The request body is larger than {request.app[MAX_REQUEST_BYTES]} bytes.",
+        )
+    return Failure(error.status, "BAD_REQUEST", error.reason)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Failure as failure:
+        return _failure_response(failure)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        return _failure_response(_from_http(e, request))
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return _failure_response(
+            Failure(500, "INTERNAL_ERROR", "Internal error; the server log has the details.")
+        )
+
+
+def _handler(route: Route, draining: Callable[[], bool]) -> Handler:
+    async def handle(request: web.Request) -> web.Response:
+        if draining():
+            raise Failure(503, "TEMPORARILY_UNAVAILABLE", "The server is shutting down.")
+        if request.method == "GET":
+            fields = mapping.query_fields(route.request_type, request.query.items())
+        else:
+            fields = mapping.parse_body(await request.read())
+        message = mapping.to_message(route.request_class, fields, request.match_info)
+        try:
+            response = await route.call(message)
+        except ServiceError as e:
+            raise Failure.of(e) from None
+        return _json(mapping.to_json(response))
+
+    return handle
+
+
+def build(
+    servicers: Mapping[str, object],
+    draining: Callable[[], bool],
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+) -> web.Application:
     """`servicers` maps a full service name ("mlflow.WebhookService") to its servicer."""
+    found = routes(servicers)
+    openapi = json.dumps(document(found), indent=2).encode()
 
     async def health(_: web.Request) -> web.Response:
         if draining():
             return web.json_response({"status": "draining"}, status=503)
         return web.json_response({"status": "serving"})
 
-    app = web.Application()
+    async def openapi_json(_: web.Request) -> web.Response:
+        return _json(openapi)
+
+    app = web.Application(middlewares=[_errors], client_max_size=max_request_bytes)
+    app[MAX_REQUEST_BYTES] = max_request_bytes
     app.router.add_get("/health", health)
+    app.router.add_get("/openapi.json", openapi_json)
+    # One resource per path with all its methods, so a wrong method is a 405 naming them all.
+    by_path: dict[str, dict[str, Handler]] = {}
+    for route in found:
+        for path in route.prefixed():
+            by_path.setdefault(path, {})[route.method] = _handler(route, draining)
+    for path, methods in by_path.items():
+        resource = app.router.add_resource(path)
+        for method, handler in methods.items():
+            resource.add_route(method, handler)
     return app

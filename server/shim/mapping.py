@@ -1,0 +1,248 @@
+"""JSON to request messages and response messages to JSON the way MLflow's server does it, and
+errors as MLflow's `{"error_code", "message"}` bodies."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from server.errors import ServiceError
+
+# gRPC status name -> (HTTP status, MLflow error_code). server.errors.Code is named after these,
+# so a new Code needs no line here. Client mistakes stay 4xx even where MLflow says 5xx.
+BY_GRPC_STATUS: dict[str, tuple[int, str]] = {
+    "CANCELLED": (499, "CANCELLED"),
+    "UNKNOWN": (500, "INTERNAL_ERROR"),
+    "INVALID_ARGUMENT": (400, "INVALID_PARAMETER_VALUE"),
+    "DEADLINE_EXCEEDED": (504, "DEADLINE_EXCEEDED"),
+    "NOT_FOUND": (404, "RESOURCE_DOES_NOT_EXIST"),
+    "ALREADY_EXISTS": (400, "RESOURCE_ALREADY_EXISTS"),
+    "PERMISSION_DENIED": (403, "PERMISSION_DENIED"),
+    "RESOURCE_EXHAUSTED": (429, "RESOURCE_EXHAUSTED"),
+    "FAILED_PRECONDITION": (400, "INVALID_STATE"),
+    "ABORTED": (409, "ABORTED"),
+    "OUT_OF_RANGE": (400, "INVALID_PARAMETER_VALUE"),
+    "UNIMPLEMENTED": (501, "NOT_IMPLEMENTED"),
+    "INTERNAL": (500, "INTERNAL_ERROR"),
+    "UNAVAILABLE": (503, "TEMPORARILY_UNAVAILABLE"),
+    "DATA_LOSS": (500, "DATA_LOSS"),
+    "UNAUTHENTICATED": (401, "UNAUTHENTICATED"),
+}
+
+_INT64 = frozenset(
+    {
+        FieldDescriptor.TYPE_INT64,
+        FieldDescriptor.TYPE_UINT64,
+        FieldDescriptor.TYPE_FIXED64,
+        FieldDescriptor.TYPE_SFIXED64,
+        FieldDescriptor.TYPE_SINT64,
+    }
+)
+_JSON_VALUES = frozenset(
+    {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
+)
+
+
+class Failure(Exception):
+    """An answer other than 200: HTTP status, MLflow error_code and a message for people."""
+
+    def __init__(
+        self,
+        status: int,
+        error_code: str,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+        self.message = message
+        self.headers = dict(headers or {})
+
+    @classmethod
+    def of(cls, error: ServiceError) -> Failure:
+        status, error_code = BY_GRPC_STATUS[error.code.value]
+        return cls(status, error_code, error.message)
+
+    def body(self) -> dict[str, str]:
+        return {"error_code": self.error_code, "message": self.message}
+
+
+def invalid(message: str) -> Failure:
+    return Failure(400, "INVALID_PARAMETER_VALUE", message)
+
+
+# ---- requests ----------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """The JSON object of a request body; an empty body is an empty object, as in MLflow."""
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as e:
+        message = f"The request body is not valid JSON: {e}"
+        raise Failure(400, "MALFORMED_REQUEST", message) from None
+    if not isinstance(value, dict):
+        raise Failure(
+            400,
+            "MALFORMED_REQUEST",
+            f"The request body must be a JSON object, not {type(value).__name__}.",
+        )
+    return value
+
+
+@functools.cache
+def _fields(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
+    """A message's fields by proto name and by JSON name: requests may use either."""
+    by_name = {f.json_name: f for f in descriptor.fields}
+    by_name.update(descriptor.fields_by_name)
+    return by_name
+
+
+def _descends(field: FieldDescriptor) -> bool:
+    """Whether the field's JSON form is an object of the message's own fields (well-known types
+    such as Struct or Timestamp have JSON forms of their own)."""
+    message_type = field.message_type
+    return message_type is not None and not message_type.full_name.startswith("google.protobuf.")
+
+
+def _is_map(field: FieldDescriptor) -> bool:
+    return field.message_type is not None and field.message_type.GetOptions().map_entry
+
+
+def _known(descriptor: Descriptor, value: dict[str, Any]) -> dict[str, Any]:
+    """`value` without the keys the message does not have, at every depth. json_format's own
+    ignore_unknown_fields would also ignore unknown enum names, and those must be refused."""
+    kept: dict[str, Any] = {}
+    for key, item in value.items():
+        field = _fields(descriptor).get(key)
+        if field is None:
+            continue
+        if _is_map(field):
+            value_field = field.message_type.fields_by_name["value"]
+            if _descends(value_field) and isinstance(item, dict):
+                item = {k: _known_item(value_field, v) for k, v in item.items()}
+        elif _descends(field):
+            if field.is_repeated and isinstance(item, list):
+                item = [_known_item(field, v) for v in item]
+            else:
+                item = _known_item(field, item)
+        kept[key] = item
+    return kept
+
+
+def _known_item(field: FieldDescriptor, item: Any) -> Any:
+    return _known(field.message_type, item) if isinstance(item, dict) else item
+
+
+def query_fields(descriptor: Descriptor, query: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """Request fields from a query string: `key=v` per field, a repeated field by repeating
+    its key, a nested field by a dotted key (`event.entity=MODEL_VERSION`)."""
+    fields: dict[str, Any] = {}
+    for key, text in query:
+        target, message = fields, descriptor
+        parts = key.split(".")
+        for part in parts[:-1]:
+            field = _fields(message).get(part)
+            if field is None or field.is_repeated or not _descends(field):
+                break
+            target = target.setdefault(field.name, {})
+            message = field.message_type
+        else:
+            field = _fields(message).get(parts[-1])
+            if field is None or _is_map(field) or field.message_type is not None:
+                continue
+            value = _query_scalar(field, key, text)
+            if field.is_repeated:
+                target.setdefault(field.name, []).append(value)
+            else:
+                # The first value counts, as in MLflow's server.
+                target.setdefault(field.name, value)
+    return fields
+
+
+def _query_scalar(field: FieldDescriptor, key: str, text: str) -> Any:
+    if field.type != FieldDescriptor.TYPE_BOOL:
+        return text  # json_format parses numbers and enum names from strings
+    if text.lower() not in ("true", "false"):
+        raise invalid(f"Invalid boolean value {text!r} for parameter '{key}': use true or false.")
+    return text.lower() == "true"
+
+
+def to_message(
+    message_class: type[Message], fields: dict[str, Any], path: Mapping[str, str]
+) -> Message:
+    """The request message from JSON fields and path fields; the path wins."""
+    descriptor = message_class.DESCRIPTOR
+    fields = _known(descriptor, fields)
+    for name, value in path.items():
+        field = descriptor.fields_by_name[name]
+        fields.pop(field.json_name, None)
+        fields[name] = value
+    try:
+        return json_format.ParseDict(fields, message_class())
+    except json_format.ParseError as e:
+        raise invalid(f"Invalid request: {str(e).rstrip('.')}.") from None
+    except RecursionError:
+        raise invalid("Invalid request: the JSON is nested too deeply.") from None
+
+
+# ---- responses ---------------------------------------------------------------------------
+
+
+def to_json(message: Message) -> bytes:
+    """As MLflow's server renders it: proto field names, enums by name, unset fields left out,
+    int64 as JSON numbers (json_format makes them strings), indented by two."""
+    fields = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    _numbers(message.DESCRIPTOR, fields)
+    return json.dumps(fields, indent=2).encode()
+
+
+def _numbers(descriptor: Descriptor, fields: dict[str, Any]) -> None:
+    for field in descriptor.fields:
+        if field.name not in fields:
+            continue
+        value = fields[field.name]
+        if _is_map(field):
+            value_field = field.message_type.fields_by_name["value"]
+            fields[field.name] = {k: _number(value_field, v) for k, v in value.items()}
+        elif field.is_repeated:
+            fields[field.name] = [_number(field, v) for v in value]
+        else:
+            fields[field.name] = _number(field, value)
+
+
+def _number(field: FieldDescriptor, value: Any) -> Any:
+    if field.type in _INT64:
+        return int(value)
+    if field.message_type is None:
+        return value
+    if field.message_type.full_name in _JSON_VALUES:
+        return _integral(value)
+    if _descends(field):
+        _numbers(field.message_type, value)
+    return value
+
+
+def _integral(value: Any) -> Any:
+    """Struct keeps every number as a double; a whole one goes back out as an integer, so
+    integers sent in stay integers."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
