@@ -162,6 +162,9 @@ class WebhooksClient:
             details: str = e.details() or ""  # type: ignore[attr-defined]
             if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 details = f"cannot reach the server at {self.address}: {details}"
+            elif code == grpc.StatusCode.UNIMPLEMENTED:
+                # Most likely a server older than this client.
+                details = f"the server at {self.address} does not offer this call: {details}"
             raise WebhooksError(code, details) from None
 
     # Webhooks

@@ -48,7 +48,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def _pairs(pairs: Sequence[tuple[str, str]]) -> str:
     width = max(len(k) for k, _ in pairs)
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in pairs)
+    return "\n".join(f"{k.ljust(width)}  {v}".rstrip() for k, v in pairs)
 
 
 def _events(events: Sequence[pb.WebhookEvent]) -> str:
