@@ -1,0 +1,218 @@
+"""server.config.parse: flags, WEBHOOKS_* fallbacks, the flag winning, and a ConfigError
+naming the flag for every value the server cannot use."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.config import DEFAULT_RETRY_SCHEDULE, Config, ConfigError, parse
+
+
+def test_defaults_with_nothing_set() -> None:
+    config = parse([], {})
+    assert config == Config()
+    assert config.grpc_address == "127.0.0.1:50051"
+    assert config.http_address == "127.0.0.1:8080"
+    assert config.database_url == "sqlite:///webhooks.db"
+    assert config.allowed_schemes == ("https",)
+    assert config.allow_private_urls is False
+    assert config.retry_schedule == DEFAULT_RETRY_SCHEDULE
+    assert config.retry_schedule == (5, 300, 1800, 7200, 18000, 36000, 36000)
+    assert config.delivery_timeout == 15.0
+    assert config.secret_key is None
+
+
+def test_every_flag() -> None:
+    config = parse(
+        [
+            "--grpc-address",
+            "0.0.0.0:6000",
+            "--http-address",
+            "[::1]:0",
+            "--database-url",
+            "sqlite:////tmp/x.db",
+            "--allowed-schemes",
+            "http,https",
+            "--allow-private-urls",
+            "--retry-schedule",
+            "1,2.5,10",
+            "--delivery-timeout",
+            "0.5",
+        ],
+        {},
+    )
+    assert config.grpc_address == "0.0.0.0:6000"
+    assert config.http_address == "[::1]:0"
+    assert config.database_url == "sqlite:////tmp/x.db"
+    assert config.allowed_schemes == ("http", "https")
+    assert config.allow_private_urls is True
+    assert config.retry_schedule == (1.0, 2.5, 10.0)
+    assert config.delivery_timeout == 0.5
+
+
+ENV = {
+    "WEBHOOKS_GRPC_ADDRESS": "127.0.0.1:7001",
+    "WEBHOOKS_HTTP_ADDRESS": "127.0.0.1:7002",
+    "WEBHOOKS_DATABASE_URL": "sqlite:///env.db",
+    "WEBHOOKS_ALLOWED_SCHEMES": "http",
+    "WEBHOOKS_ALLOW_PRIVATE_URLS": "true",
+    "WEBHOOKS_RETRY_SCHEDULE": "3,4",
+    "WEBHOOKS_DELIVERY_TIMEOUT": "7",
+    "WEBHOOKS_SECRET_KEY": "a-key-from-the-environment",
+}
+
+
+def test_environment_fallbacks() -> None:
+    config = parse([], ENV)
+    assert config.grpc_address == "127.0.0.1:7001"
+    assert config.http_address == "127.0.0.1:7002"
+    assert config.database_url == "sqlite:///env.db"
+    assert config.allowed_schemes == ("http",)
+    assert config.allow_private_urls is True
+    assert config.retry_schedule == (3.0, 4.0)
+    assert config.delivery_timeout == 7.0
+    assert config.secret_key == "a-key-from-the-environment"
+
+
+def test_flags_win_over_environment() -> None:
+    config = parse(
+        [
+            "--grpc-address",
+            "127.0.0.1:8001",
+            "--http-address",
+            "127.0.0.1:8002",
+            "--database-url",
+            "sqlite:///flag.db",
+            "--allowed-schemes",
+            "https",
+            "--retry-schedule",
+            "9",
+            "--delivery-timeout",
+            "1.5",
+        ],
+        ENV,
+    )
+    assert config.grpc_address == "127.0.0.1:8001"
+    assert config.http_address == "127.0.0.1:8002"
+    assert config.database_url == "sqlite:///flag.db"
+    assert config.allowed_schemes == ("https",)
+    assert config.retry_schedule == (9.0,)
+    assert config.delivery_timeout == 1.5
+
+
+def test_environment_is_read_from_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOKS_DELIVERY_TIMEOUT", "4")
+    monkeypatch.setenv("WEBHOOKS_ALLOW_PRIVATE_URLS", "1")
+    config = parse([])
+    assert config.delivery_timeout == 4.0
+    assert config.allow_private_urls is True
+
+
+@pytest.mark.parametrize("value", ["true", "TRUE", "1", "yes", "on", " True "])
+def test_allow_private_urls_truthy_values(value: str) -> None:
+    assert parse([], {"WEBHOOKS_ALLOW_PRIVATE_URLS": value}).allow_private_urls is True
+
+
+@pytest.mark.parametrize("value", ["", "false", "0", "no", "off", "nope"])
+def test_allow_private_urls_falsy_values(value: str) -> None:
+    assert parse([], {"WEBHOOKS_ALLOW_PRIVATE_URLS": value}).allow_private_urls is False
+
+
+def test_allowed_schemes_normalised() -> None:
+    assert parse(["--allowed-schemes", " HTTPS , http "], {}).allowed_schemes == (
+        "https",
+        "http",
+    )
+
+
+def test_empty_retry_schedule_means_no_retries() -> None:
+    assert parse(["--retry-schedule", ""], {}).retry_schedule == ()
+
+
+def test_empty_secret_key_is_none() -> None:
+    assert parse([], {"WEBHOOKS_SECRET_KEY": ""}).secret_key is None
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--grpc-address", "50051"),
+        ("--grpc-address", ":50051"),
+        ("--grpc-address", "127.0.0.1:"),
+        ("--grpc-address", "127.0.0.1:port"),
+        ("--grpc-address", "127.0.0.1:65536"),
+        ("--grpc-address", "127.0.0.1:-1"),
+        ("--http-address", "localhost"),
+        ("--http-address", "127.0.0.1:99999"),
+        ("--allowed-schemes", "ftp"),
+        ("--allowed-schemes", "https,ftp"),
+        ("--allowed-schemes", ""),
+        ("--allowed-schemes", " , "),
+        ("--retry-schedule", "5,soon"),
+        ("--retry-schedule", "5,-1"),
+        ("--delivery-timeout", "0"),
+        ("--delivery-timeout", "-3"),
+        ("--delivery-timeout", "fast"),
+        ("--delivery-timeout", ""),
+        ("--delivery-timeout", "nan"),
+        ("--retry-schedule", "5,nan"),
+    ],
+)
+def test_bad_flag_value_names_the_flag(flag: str, value: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse([flag, value], {})
+    text = str(e.value)
+    assert flag in text
+    assert repr(value) in text
+
+
+@pytest.mark.parametrize(
+    ("env_name", "flag", "value"),
+    [
+        ("WEBHOOKS_GRPC_ADDRESS", "--grpc-address", "nowhere"),
+        ("WEBHOOKS_HTTP_ADDRESS", "--http-address", "host:http"),
+        ("WEBHOOKS_ALLOWED_SCHEMES", "--allowed-schemes", "gopher"),
+        ("WEBHOOKS_RETRY_SCHEDULE", "--retry-schedule", "x"),
+        ("WEBHOOKS_DELIVERY_TIMEOUT", "--delivery-timeout", "-1"),
+    ],
+)
+def test_bad_environment_value_names_the_flag(env_name: str, flag: str, value: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse([], {env_name: value})
+    assert flag in str(e.value)
+    assert repr(value) in str(e.value)
+
+
+def test_good_flag_overrides_bad_environment() -> None:
+    config = parse(["--delivery-timeout", "3"], {"WEBHOOKS_DELIVERY_TIMEOUT": "bad"})
+    assert config.delivery_timeout == 3.0
+
+
+def test_unknown_flag_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        parse(["--no-such-flag"], {})
+    assert e.value.code == 2
+    assert "--no-such-flag" in capsys.readouterr().err
+
+
+def test_help_names_each_environment_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        parse(["--help"], {})
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for name in [
+        "WEBHOOKS_GRPC_ADDRESS",
+        "WEBHOOKS_HTTP_ADDRESS",
+        "WEBHOOKS_DATABASE_URL",
+        "WEBHOOKS_ALLOWED_SCHEMES",
+        "WEBHOOKS_ALLOW_PRIVATE_URLS",
+        "WEBHOOKS_RETRY_SCHEDULE",
+        "WEBHOOKS_DELIVERY_TIMEOUT",
+    ]:
+        assert name in out
+
+
+def test_config_is_frozen() -> None:
+    config = parse([], {})
+    with pytest.raises(AttributeError):
+        config.delivery_timeout = 1.0  # type: ignore[misc]
