@@ -14,18 +14,25 @@ from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from generated import webhooks_pb2, webhooks_pb2_grpc
+from generated import (
+    webhook_delivery_pb2,
+    webhook_delivery_pb2_grpc,
+    webhooks_pb2,
+    webhooks_pb2_grpc,
+)
 from server.config import Config
 from server.core import WebhookCore
 from server.delivery.sender import Sender
-from server.rpc import ErrorInterceptor, WebhookServicer
+from server.rpc import DeliveryServicer, ErrorInterceptor, WebhookServicer
 from server.shim import app as shim
 from server.store import Store
 
 log = logging.getLogger("webhooks")
 
 GRACE_SECONDS = 10.0
-SERVICE_NAMES = [webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name]
+WEBHOOKS = webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name
+DELIVERIES = webhook_delivery_pb2.DESCRIPTOR.services_by_name["WebhookDeliveryService"].full_name
+SERVICE_NAMES = [WEBHOOKS, DELIVERIES]
 
 
 def listen(address: str) -> socket.socket:
@@ -55,8 +62,11 @@ async def serve(config: Config) -> None:
     draining = False
     health_servicer = health.aio.HealthServicer()
     grpc_server = grpc.aio.server(interceptors=[ErrorInterceptor()])
-    servicers = {SERVICE_NAMES[0]: WebhookServicer(core)}
-    webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(servicers[SERVICE_NAMES[0]], grpc_server)
+    servicers = {WEBHOOKS: WebhookServicer(core), DELIVERIES: DeliveryServicer(core)}
+    webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(servicers[WEBHOOKS], grpc_server)
+    webhook_delivery_pb2_grpc.add_WebhookDeliveryServiceServicer_to_server(
+        servicers[DELIVERIES], grpc_server
+    )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     reflection.enable_server_reflection(
         [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], grpc_server
@@ -73,6 +83,7 @@ async def serve(config: Config) -> None:
     await web.SockSite(runner, http_sock).start()
 
     await grpc_server.start()
+    core.worker.start()
     for name in ["", *SERVICE_NAMES]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     http_host, http_port = http_sock.getsockname()[:2]
@@ -89,6 +100,7 @@ async def serve(config: Config) -> None:
     draining = True
     await health_servicer.enter_graceful_shutdown()
     await grpc_server.stop(GRACE_SECONDS)
+    await core.worker.stop(GRACE_SECONDS)
     await runner.cleanup()
     await sender.close()
     core.close()

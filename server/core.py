@@ -5,6 +5,7 @@ server.errors exceptions."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -14,9 +15,19 @@ from typing import TypeVar
 from generated import webhooks_pb2 as pb
 from server import events, validation
 from server.config import Config
-from server.delivery.sender import Attempt, Sender, payload
+from server.delivery.sender import Attempt, Sender, iso_now, payload
+from server.delivery.worker import Worker, attempt_record, body_of, decide
 from server.errors import InvalidArgument, NotFound
-from server.store import Page, Store, WebhookRecord, now_ms
+from server.store import (
+    DeliveryRecord,
+    DeliveryStatus,
+    EventRecord,
+    Outcome,
+    Page,
+    Store,
+    WebhookRecord,
+    now_ms,
+)
 
 T = TypeVar("T")
 
@@ -41,6 +52,13 @@ class WebhookCore:
         self._sender = sender
         # peewee is synchronous: its calls run here so the event loop never waits on SQL.
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="db")
+        self.worker = Worker(
+            store,
+            sender,
+            self.db,
+            config.retry_schedule,
+            lease_seconds=config.delivery_timeout + 30,
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -129,8 +147,76 @@ class WebhookCore:
 
     async def test_webhook(self, webhook_id: str, event: tuple[int, int] | None) -> Attempt:
         """Sends the example payload of `event` (default: the webhook's first) once, now,
-        whatever the webhook's status."""
+        whatever the webhook's status, and logs it as a test delivery."""
         webhook = await self.get_webhook(webhook_id)
         chosen = validation.event(*event) if event is not None else webhook.events[0]
-        body = payload(chosen, events.EVENTS[chosen].example)
-        return await self._sender.send(webhook.url, webhook.secret, str(uuid.uuid4()), body)
+        record = _event_record(chosen, events.EVENTS[chosen].example, None)
+        delivery_id = str(uuid.uuid4())
+        body = payload(chosen, events.EVENTS[chosen].example, record.occurred_at)
+        attempt = await self._sender.send(webhook.url, webhook.secret, delivery_id, body)
+        status = DeliveryStatus.SUCCEEDED if attempt.succeeded else DeliveryStatus.FAILED
+        outcome = Outcome(delivery_id, attempt_record(1, attempt), status, None)
+        await self.db(self._store.record_test, record, webhook.id, delivery_id, outcome)
+        return attempt
+
+    # -- events and deliveries -----------------------------------------------------------
+
+    async def publish_event(
+        self, event: tuple[int, int], data: object, idempotency_key: str
+    ) -> tuple[str, list[str]]:
+        checked = validation.event(*event)
+        record = _event_record(
+            checked,
+            validation.event_data(checked, data),
+            validation.idempotency_key(idempotency_key) or None,
+        )
+        published = await self.db(self._store.publish, record)
+        if published[1]:
+            self.worker.wake()
+        return published
+
+    async def list_deliveries(
+        self, max_results: int, page_token: str, webhook_id: str, event_id: str, status: int
+    ) -> Page:
+        return await self.db(
+            self._store.list_deliveries,
+            validation.page_size(max_results),
+            page_token or None,
+            webhook_id or None,
+            event_id or None,
+            status or None,
+        )
+
+    async def get_delivery(self, delivery_id: str) -> DeliveryRecord:
+        found = await self.db(self._store.get_delivery, required(delivery_id, "delivery_id"))
+        if found is None:
+            raise NotFound(f"Delivery with ID {delivery_id} not found.")
+        return found
+
+    async def redeliver(self, delivery_id: str) -> DeliveryRecord:
+        """One more attempt, now, with the same delivery id; its result is final."""
+        item = await self.db(self._store.outgoing, required(delivery_id, "delivery_id"))
+        if item is None:
+            raise NotFound(f"Delivery with ID {delivery_id} not found.")
+        if item.url is None:
+            raise NotFound(
+                f"Webhook with ID {item.webhook_id} not found: a deleted webhook's deliveries "
+                "cannot be sent again."
+            )
+        attempt = await self._sender.send(item.url, item.secret, item.delivery_id, body_of(item))
+        outcome = decide(item, attempt, (), now_ms())
+        await self.db(self._store.record, [outcome])
+        return await self.get_delivery(delivery_id)
+
+
+def _event_record(
+    event: events.Event, data: dict[str, object], idempotency_key: str | None
+) -> EventRecord:
+    return EventRecord(
+        id=str(uuid.uuid4()),
+        event=event,
+        data=json.dumps(data),
+        occurred_at=iso_now(),
+        creation_timestamp=now_ms(),
+        idempotency_key=idempotency_key,
+    )

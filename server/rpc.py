@@ -9,12 +9,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf import json_format
 
+from generated import webhook_delivery_pb2 as dpb
+from generated import webhook_delivery_pb2_grpc as dpb_grpc
 from generated import webhooks_pb2 as pb
 from generated import webhooks_pb2_grpc as pb_grpc
 from server.core import WebhookCore
 from server.errors import Code, ServiceError
-from server.store import WebhookRecord
+from server.store import DeliveryRecord, WebhookRecord
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,82 @@ class WebhookServicer(pb_grpc.WebhookServiceServicer):
         if attempt.error:
             result.error_message = attempt.error
         return pb.TestWebhook.Response(result=result)
+
+
+def delivery_message(record: DeliveryRecord) -> dpb.Delivery:
+    message = dpb.Delivery(
+        delivery_id=record.id,
+        event_id=record.event_id,
+        webhook_id=record.webhook_id,
+        event=pb.WebhookEvent(entity=record.event[0], action=record.event[1]),
+        status=int(record.status),
+        creation_timestamp=record.creation_timestamp,
+        test=record.is_test,
+    )
+    if record.next_attempt_timestamp is not None:
+        message.next_attempt_timestamp = record.next_attempt_timestamp
+    for a in record.attempts:
+        attempt = message.attempts.add(
+            number=a.number,
+            timestamp=a.timestamp,
+            duration_ms=a.duration_ms,
+            response_body=a.response_body,
+        )
+        if a.response_status is not None:
+            attempt.response_status = a.response_status
+        if a.error:
+            attempt.error = a.error
+    return message
+
+
+def plain_json(value: Any) -> Any:
+    """A Struct value as plain JSON. Struct keeps every number as a double, so integral
+    values go back to ints: a producer's 1704067200000 is delivered as written."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: plain_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain_json(v) for v in value]
+    return value
+
+
+class DeliveryServicer(dpb_grpc.WebhookDeliveryServiceServicer):
+    def __init__(self, core: WebhookCore) -> None:
+        self._core = core
+
+    async def publishEvent(self, request: dpb.PublishEvent, context: object) -> Any:
+        event = (request.event.entity, request.event.action)
+        data = (
+            plain_json(json_format.MessageToDict(request.data))
+            if request.HasField("data")
+            else None
+        )
+        event_id, delivery_ids = await self._core.publish_event(
+            event, data, request.idempotency_key
+        )
+        return dpb.PublishEvent.Response(event_id=event_id, delivery_ids=delivery_ids)
+
+    async def listDeliveries(self, request: dpb.ListDeliveries, context: object) -> Any:
+        page = await self._core.list_deliveries(
+            request.max_results,
+            request.page_token,
+            request.webhook_id,
+            request.event_id,
+            request.status,
+        )
+        response = dpb.ListDeliveries.Response(deliveries=[delivery_message(d) for d in page.items])
+        if page.next_token:
+            response.next_page_token = page.next_token
+        return response
+
+    async def getDelivery(self, request: dpb.GetDelivery, context: object) -> Any:
+        record = await self._core.get_delivery(request.delivery_id)
+        return dpb.GetDelivery.Response(delivery=delivery_message(record))
+
+    async def redeliver(self, request: dpb.Redeliver, context: object) -> Any:
+        record = await self._core.redeliver(request.delivery_id)
+        return dpb.Redeliver.Response(delivery=delivery_message(record))
 
 
 STATUS = {code: grpc.StatusCode[code.value] for code in Code}

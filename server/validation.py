@@ -156,3 +156,43 @@ async def public_host(host: str, shown: str) -> list[IPAddress]:
             "Use a publicly routable host, or start the server with --allow-private-urls."
         )
     return addresses
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "object": (dict,),
+    "number": (int, float),
+    "integer": (int,),
+}
+
+
+def event_data(checked_event: events.Event, data: object) -> dict[str, object]:
+    """The `data` of a published event: a JSON object holding the event's fields, each of
+    its JSON type (extra fields are kept and delivered)."""
+    name = f"{events.entity_name(checked_event[0])}.{events.action_name(checked_event[1])}"
+    if not isinstance(data, dict):
+        raise InvalidArgument(f"data must be a JSON object with the fields of {name}")
+    for spec in events.EVENTS[checked_event].fields:
+        if spec.name not in data:
+            raise InvalidArgument(
+                f"data.{spec.name} is required for {name} events "
+                f"(a {spec.json_type}{' or null' if spec.nullable else ''})"
+            )
+        value = data[spec.name]
+        if value is None and spec.nullable:
+            continue
+        if isinstance(value, bool) or not isinstance(value, _JSON_TYPES[spec.json_type]):
+            raise InvalidArgument(
+                f"data.{spec.name} must be a {spec.json_type}"
+                f"{' or null' if spec.nullable else ''} for {name} events, "
+                f"got {type(value).__name__} {value!r:.50}"
+            )
+    return data
+
+
+def idempotency_key(value: str) -> str:
+    if len(value) > 255:
+        raise InvalidArgument(
+            f"idempotency_key is {len(value)} characters; at most 255 are allowed."
+        )
+    return value

@@ -34,7 +34,7 @@ class BlockedAddress(OSError):
 class Attempt:
     """What one POST came to."""
 
-    timestamp: int  # Unix seconds, as sent in webhook-timestamp
+    sent_at_ms: int  # Unix milliseconds
     duration_ms: int
     status: int | None = None
     body: str = ""
@@ -47,14 +47,18 @@ class Attempt:
         return self.status is not None and 200 <= self.status < 300
 
 
-def payload(event: events.Event, data: dict[str, Any], at: datetime | None = None) -> bytes:
+def iso_now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def payload(event: events.Event, data: dict[str, Any], occurred_at: str) -> bytes:
     """The body MLflow sends: entity and action lower-case, an ISO-8601 UTC timestamp."""
     entity, action = event
     return json.dumps(
         {
             "entity": events.entity_name(entity),
             "action": events.action_name(action),
-            "timestamp": (at or datetime.now(UTC)).isoformat(),
+            "timestamp": occurred_at,
             "data": data,
         }
     ).encode()
@@ -142,12 +146,13 @@ class Sender:
     async def send(self, url: str, secret: str | None, delivery_id: str, body: bytes) -> Attempt:
         """One attempt. Never raises for anything the receiver or network does."""
         assert self._session is not None, "Sender.start() was not awaited"
-        timestamp = int(time.time())
+        sent_at_ms = time.time_ns() // 1_000_000
+        timestamp = sent_at_ms // 1000
         started = time.perf_counter()
 
         def attempt(**kwargs: Any) -> Attempt:
             duration = int((time.perf_counter() - started) * 1000)
-            return Attempt(timestamp=timestamp, duration_ms=duration, **kwargs)
+            return Attempt(sent_at_ms=sent_at_ms, duration_ms=duration, **kwargs)
 
         host = urlsplit(url).hostname or ""
         if not self._allow_private and _is_private_literal(host):

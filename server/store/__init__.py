@@ -1,5 +1,28 @@
 """Storage: peewee models and the Store that the core calls."""
 
-from server.store.store import Page, Store, WebhookRecord, now_ms
+from server.store.models import DeliveryStatus, WebhookStatus
+from server.store.store import (
+    AttemptRecord,
+    DeliveryRecord,
+    EventRecord,
+    Outcome,
+    Outgoing,
+    Page,
+    Store,
+    WebhookRecord,
+    now_ms,
+)
 
-__all__ = ["Page", "Store", "WebhookRecord", "now_ms"]
+__all__ = [
+    "AttemptRecord",
+    "DeliveryRecord",
+    "DeliveryStatus",
+    "EventRecord",
+    "Outcome",
+    "Outgoing",
+    "Page",
+    "Store",
+    "WebhookRecord",
+    "WebhookStatus",
+    "now_ms",
+]

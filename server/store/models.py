@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 import peewee as pw
 
 database = pw.DatabaseProxy()
+
+
+class WebhookStatus(IntEnum):
+    """The numbers of mlflow.WebhookStatus (a test keeps them equal)."""
+
+    ACTIVE = 1
+    DISABLED = 2
+
+
+class DeliveryStatus(IntEnum):
+    """The numbers of mlflow.DeliveryStatus (a test keeps them equal)."""
+
+    PENDING = 1
+    SUCCEEDED = 2
+    FAILED = 3
+    CANCELLED = 4
 
 
 class BaseModel(pw.Model):
@@ -47,4 +65,60 @@ class Subscription(BaseModel):
         indexes = ((("entity", "action", "webhook"), False),)
 
 
-TABLES: list[type[BaseModel]] = [SchemaVersion, Webhook, Subscription]
+class Event(BaseModel):
+    id = pw.CharField(primary_key=True, max_length=36)
+    entity = pw.IntegerField()
+    action = pw.IntegerField()
+    data = pw.TextField()  # the JSON object, exactly as it will be delivered
+    # ISO-8601 time put in the payload, fixed at publish so every attempt sends the same body.
+    occurred_at = pw.CharField(max_length=40)
+    idempotency_key = pw.CharField(max_length=255, null=True, unique=True)
+    creation_timestamp = pw.BigIntegerField()
+
+    class Meta:
+        table_name = "events"
+
+
+class Delivery(BaseModel):
+    id = pw.CharField(primary_key=True, max_length=36)
+    event = pw.ForeignKeyField(Event, column_name="event_id", on_delete="CASCADE")
+    # Not a foreign key: the log outlives a deleted webhook.
+    webhook_id = pw.CharField(max_length=36)
+    status = pw.IntegerField()
+    attempt_count = pw.IntegerField(default=0)
+    next_attempt_timestamp = pw.BigIntegerField(null=True)
+    # The outbox lease: which process holds the row, and until when.
+    lease_owner = pw.CharField(max_length=64, null=True)
+    lease_until = pw.BigIntegerField(null=True)
+    is_test = pw.BooleanField(default=False)
+    creation_timestamp = pw.BigIntegerField()
+
+    class Meta:
+        table_name = "deliveries"
+        indexes = (
+            # Workers claim due PENDING rows in next_attempt order.
+            (("status", "next_attempt_timestamp"), False),
+            (("webhook_id", "creation_timestamp", "id"), False),
+            (("creation_timestamp", "id"), False),
+        )
+
+
+class Attempt(BaseModel):
+    delivery = pw.ForeignKeyField(Delivery, column_name="delivery_id", on_delete="CASCADE")
+    number = pw.IntegerField()
+    timestamp = pw.BigIntegerField()
+    duration_ms = pw.IntegerField()
+    response_status = pw.IntegerField(null=True)
+    response_body = pw.TextField(default="")
+    error = pw.TextField(null=True)
+
+    class Meta:
+        table_name = "delivery_attempts"
+        primary_key = pw.CompositeKey("delivery", "number")
+
+
+# Tables by the schema version that added them (server/store/store.py migrates).
+TABLES_BY_VERSION: dict[int, list[type[BaseModel]]] = {
+    1: [SchemaVersion, Webhook, Subscription],
+    2: [Event, Delivery, Attempt],
+}

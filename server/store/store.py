@@ -9,6 +9,7 @@ import base64
 import binascii
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -21,9 +22,12 @@ from playhouse.db_url import connect
 from server.errors import InvalidArgument
 from server.events import Event
 from server.store import models as m
+from server.store.models import DeliveryStatus, WebhookStatus
 from server.store.secrets import SecretBox, load_key
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = max(m.TABLES_BY_VERSION)
+IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000
+RESPONSE_BODY_LOGGED = 4096
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "busy_timeout": 10000,
@@ -46,8 +50,67 @@ class WebhookRecord:
 
 
 @dataclass(frozen=True)
+class AttemptRecord:
+    number: int
+    timestamp: int  # Unix milliseconds
+    duration_ms: int
+    response_status: int | None
+    response_body: str
+    error: str | None
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    id: str
+    event_id: str
+    webhook_id: str
+    event: Event
+    status: DeliveryStatus
+    next_attempt_timestamp: int | None
+    creation_timestamp: int
+    is_test: bool
+    attempts: list[AttemptRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    id: str
+    event: Event
+    data: str  # JSON object text
+    occurred_at: str  # ISO-8601, as it goes into the payload
+    creation_timestamp: int
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A delivery ready to send: what the sender needs, read in one query."""
+
+    delivery_id: str
+    webhook_id: str
+    attempt_count: int
+    event: Event
+    data: str
+    occurred_at: str
+    url: str | None  # None when the webhook is gone
+    secret: str | None = field(repr=False, default=None)
+    webhook_active: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one attempt, to be recorded with others in one transaction."""
+
+    delivery_id: str
+    attempt: AttemptRecord
+    status: DeliveryStatus
+    next_attempt_timestamp: int | None
+    disable_webhook: str | None = None  # a webhook id to set DISABLED (after a 410)
+
+
+@dataclass(frozen=True)
 class Page:
-    items: list[WebhookRecord]
+    items: list[Any]
     next_token: str | None
 
 
@@ -96,15 +159,18 @@ class Store:
     def open(self) -> None:
         """Creates or migrates the schema, then proves the key opens the stored secrets."""
         with self._write():
-            self.db.create_tables(m.TABLES, safe=True)
-            row = m.SchemaVersion.select().first()
-            if row is None:
-                m.SchemaVersion.create(version=SCHEMA_VERSION)
-            elif row.version > SCHEMA_VERSION:
+            self.db.create_tables(m.TABLES_BY_VERSION[1], safe=True)
+            row = m.SchemaVersion.select().first() or m.SchemaVersion.create(version=0)
+            if row.version > SCHEMA_VERSION:
                 raise RuntimeError(
                     f"the database has schema version {row.version}, newer than this server's "
                     f"{SCHEMA_VERSION}: run a newer server"
                 )
+            # Each version only adds tables so far; a version that changes columns adds its
+            # playhouse.migrate operations here.
+            for version in range(row.version + 1, SCHEMA_VERSION + 1):
+                self.db.create_tables(m.TABLES_BY_VERSION[version], safe=True)
+            m.SchemaVersion.update(version=SCHEMA_VERSION).execute()
         sample = (
             m.Webhook.select(m.Webhook.secret_token)
             .where(m.Webhook.secret_token.is_null(False))
@@ -145,21 +211,8 @@ class Store:
         return None if row is None else self._records([row])[0]
 
     def list_webhooks(self, limit: int, page_token: str | None) -> Page:
-        query = m.Webhook.select().order_by(
-            m.Webhook.creation_timestamp.desc(), m.Webhook.id.desc()
-        )
-        if page_token:
-            ts, last_id = decode_cursor(page_token)
-            query = query.where(
-                (m.Webhook.creation_timestamp < ts)
-                | ((m.Webhook.creation_timestamp == ts) & (m.Webhook.id < last_id))
-            )
-        rows = list(query.limit(limit + 1))
-        items = self._records(rows[:limit])
-        more = len(rows) > limit
-        last = items[-1] if items else None
-        token = encode_cursor(last.creation_timestamp, last.id) if more and last else None
-        return Page(items, token)
+        rows, token = _keyset_page(m.Webhook.select(), m.Webhook, limit, page_token)
+        return Page(self._records(rows), token)
 
     def update_webhook(
         self, webhook_id: str, change: Callable[[WebhookRecord], WebhookRecord]
@@ -185,12 +238,252 @@ class Store:
             if updated.events != current.events:
                 m.Subscription.delete().where(m.Subscription.webhook == webhook_id).execute()
                 self._subscribe(webhook_id, updated.events)
+            if updated.status != WebhookStatus.ACTIVE:
+                _cancel_pending(webhook_id)
         return updated
 
     def delete_webhook(self, webhook_id: str) -> bool:
         with self._write():
+            _cancel_pending(webhook_id)
             m.Subscription.delete().where(m.Subscription.webhook == webhook_id).execute()
             return m.Webhook.delete().where(m.Webhook.id == webhook_id).execute() > 0
+
+    # -- events and the outbox -------------------------------------------------------------
+
+    def publish(self, event: EventRecord) -> tuple[str, list[str]]:
+        """Stores the event and one PENDING delivery per subscribed ACTIVE webhook, in one
+        transaction. A known idempotency key answers the first publication's ids instead."""
+        with self._write():
+            if event.idempotency_key:
+                first = self._recent_event(event.idempotency_key, event.creation_timestamp)
+                if first is not None:
+                    return first
+            m.Event.create(
+                id=event.id,
+                entity=event.event[0],
+                action=event.event[1],
+                data=event.data,
+                occurred_at=event.occurred_at,
+                idempotency_key=event.idempotency_key,
+                creation_timestamp=event.creation_timestamp,
+            )
+            subscribers = (
+                m.Webhook.select(m.Webhook.id)
+                .join(m.Subscription)
+                .where(
+                    (m.Subscription.entity == event.event[0])
+                    & (m.Subscription.action == event.event[1])
+                    & (m.Webhook.status == WebhookStatus.ACTIVE)
+                )
+            )
+            ids = [str(uuid.uuid4()) for _ in range(len(subscribers))]
+            rows = [
+                {
+                    "id": delivery_id,
+                    "event": event.id,
+                    "webhook_id": webhook.id,
+                    "status": DeliveryStatus.PENDING,
+                    "next_attempt_timestamp": event.creation_timestamp,
+                    "creation_timestamp": event.creation_timestamp,
+                }
+                for delivery_id, webhook in zip(ids, subscribers, strict=True)
+            ]
+            for chunk in pw.chunked(rows, 500):
+                m.Delivery.insert_many(chunk).execute()
+        return event.id, ids
+
+    def _recent_event(self, key: str, now: int) -> tuple[str, list[str]] | None:
+        first = m.Event.get_or_none(m.Event.idempotency_key == key)
+        if first is None:
+            return None
+        if first.creation_timestamp < now - IDEMPOTENCY_WINDOW_MS:
+            # The key may be used again after its window; the old event keeps its log.
+            m.Event.update(idempotency_key=None).where(m.Event.id == first.id).execute()
+            return None
+        deliveries = m.Delivery.select(m.Delivery.id).where(m.Delivery.event == first.id)
+        return first.id, [d.id for d in deliveries.order_by(m.Delivery.id)]
+
+    def claim(
+        self, owner: str, now: int, lease_ms: int, limit: int, busy_webhooks: set[str]
+    ) -> list[Outgoing]:
+        """Leases up to `limit` due deliveries to `owner`. A row whose lease expired (its
+        process died) is due again. On PostgreSQL the rows are locked with SKIP LOCKED, so
+        replicas claiming at once never take the same row."""
+        with self._write():
+            due = (
+                m.Delivery.select(m.Delivery.id)
+                .where(
+                    (m.Delivery.status == DeliveryStatus.PENDING)
+                    & (m.Delivery.next_attempt_timestamp <= now)
+                    & (m.Delivery.lease_until.is_null() | (m.Delivery.lease_until < now))
+                )
+                .order_by(m.Delivery.next_attempt_timestamp)
+                .limit(limit)
+            )
+            if busy_webhooks:
+                due = due.where(m.Delivery.webhook_id.not_in(list(busy_webhooks)))
+            if not self.is_sqlite:
+                due = due.for_update("FOR UPDATE SKIP LOCKED")
+            ids = [row.id for row in due]
+            if not ids:
+                return []
+            m.Delivery.update(lease_owner=owner, lease_until=now + lease_ms).where(
+                m.Delivery.id.in_(ids)
+            ).execute()
+            return self._outgoing(m.Delivery.id.in_(ids))
+
+    def outgoing(self, delivery_id: str) -> Outgoing | None:
+        found = self._outgoing(m.Delivery.id == delivery_id)
+        return found[0] if found else None
+
+    def _outgoing(self, where: pw.Expression) -> list[Outgoing]:
+        rows = (
+            m.Delivery.select(m.Delivery, m.Event, m.Webhook)
+            .join(m.Event)
+            .switch(m.Delivery)
+            .join(m.Webhook, pw.JOIN.LEFT_OUTER, on=(m.Delivery.webhook_id == m.Webhook.id))
+            .where(where)
+            .order_by(m.Delivery.next_attempt_timestamp)
+        )
+        result = []
+        for row in rows:
+            hook = getattr(row, "webhook", None)
+            result.append(
+                Outgoing(
+                    delivery_id=row.id,
+                    webhook_id=row.webhook_id,
+                    attempt_count=row.attempt_count,
+                    event=(row.event.entity, row.event.action),
+                    data=row.event.data,
+                    occurred_at=row.event.occurred_at,
+                    url=hook.url if hook else None,
+                    secret=self._box.open(hook.secret_token) if hook else None,
+                    webhook_active=bool(hook) and hook.status == WebhookStatus.ACTIVE,
+                )
+            )
+        return result
+
+    def record(self, outcomes: list[Outcome]) -> None:
+        """Writes a batch of attempt results in one transaction and releases their leases."""
+        if not outcomes:
+            return
+        with self._write():
+            m.Attempt.insert_many(
+                [
+                    {
+                        "delivery": o.delivery_id,
+                        "number": o.attempt.number,
+                        "timestamp": o.attempt.timestamp,
+                        "duration_ms": o.attempt.duration_ms,
+                        "response_status": o.attempt.response_status,
+                        "response_body": o.attempt.response_body[:RESPONSE_BODY_LOGGED],
+                        "error": o.attempt.error,
+                    }
+                    for o in outcomes
+                ]
+            ).on_conflict_ignore().execute()
+            for o in outcomes:
+                m.Delivery.update(
+                    status=o.status,
+                    next_attempt_timestamp=o.next_attempt_timestamp,
+                    attempt_count=o.attempt.number,
+                    lease_owner=None,
+                    lease_until=None,
+                ).where(m.Delivery.id == o.delivery_id).execute()
+                if o.disable_webhook:
+                    m.Webhook.update(
+                        status=WebhookStatus.DISABLED, last_updated_timestamp=now_ms()
+                    ).where(m.Webhook.id == o.disable_webhook).execute()
+                    _cancel_pending(o.disable_webhook)
+
+    def cancel(self, delivery_ids: list[str]) -> None:
+        """Cancels deliveries whose webhook was deleted or disabled after they were claimed."""
+        with self._write():
+            m.Delivery.update(
+                status=DeliveryStatus.CANCELLED,
+                next_attempt_timestamp=None,
+                lease_owner=None,
+                lease_until=None,
+            ).where(m.Delivery.id.in_(delivery_ids)).execute()
+
+    def release(self, owner: str, delivery_ids: list[str]) -> None:
+        """Hands claimed rows back (on shutdown) so any process can take them at once."""
+        with self._write():
+            m.Delivery.update(lease_owner=None, lease_until=None).where(
+                m.Delivery.id.in_(delivery_ids) & (m.Delivery.lease_owner == owner)
+            ).execute()
+
+    def record_test(
+        self, event: EventRecord, webhook_id: str, delivery_id: str, outcome: Outcome
+    ) -> None:
+        """Logs a testWebhook send as an event with one delivery and its one attempt."""
+        with self._write():
+            m.Event.create(
+                id=event.id,
+                entity=event.event[0],
+                action=event.event[1],
+                data=event.data,
+                occurred_at=event.occurred_at,
+                creation_timestamp=event.creation_timestamp,
+            )
+            m.Delivery.create(
+                id=delivery_id,
+                event=event.id,
+                webhook_id=webhook_id,
+                status=outcome.status,
+                attempt_count=1,
+                is_test=True,
+                creation_timestamp=event.creation_timestamp,
+            )
+            self.record([outcome])
+
+    def get_delivery(self, delivery_id: str) -> DeliveryRecord | None:
+        row = (
+            m.Delivery.select(m.Delivery, m.Event)
+            .join(m.Event)
+            .where(m.Delivery.id == delivery_id)
+            .first()
+        )
+        if row is None:
+            return None
+        attempts = (
+            m.Attempt.select().where(m.Attempt.delivery == delivery_id).order_by(m.Attempt.number)
+        )
+        return _delivery(
+            row,
+            [
+                AttemptRecord(
+                    a.number,
+                    a.timestamp,
+                    a.duration_ms,
+                    a.response_status,
+                    a.response_body,
+                    a.error,
+                )
+                for a in attempts
+            ],
+        )
+
+    def list_deliveries(
+        self,
+        limit: int,
+        page_token: str | None,
+        webhook_id: str | None = None,
+        event_id: str | None = None,
+        status: int | None = None,
+    ) -> Page:
+        query = m.Delivery.select(m.Delivery, m.Event).join(m.Event)
+        if webhook_id:
+            query = query.where(m.Delivery.webhook_id == webhook_id)
+        if event_id:
+            query = query.where(m.Delivery.event == event_id)
+        if status:
+            query = query.where(m.Delivery.status == status)
+        rows, token = _keyset_page(query, m.Delivery, limit, page_token)
+        return Page([_delivery(row, []) for row in rows], token)
+
+    def backlog(self) -> int:
+        return m.Delivery.select().where(m.Delivery.status == DeliveryStatus.PENDING).count()
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -227,3 +520,44 @@ class Store:
             )
             for row in rows
         ]
+
+
+def _cancel_pending(webhook_id: str) -> None:
+    m.Delivery.update(
+        status=DeliveryStatus.CANCELLED,
+        next_attempt_timestamp=None,
+        lease_owner=None,
+        lease_until=None,
+    ).where(
+        (m.Delivery.webhook_id == webhook_id) & (m.Delivery.status == DeliveryStatus.PENDING)
+    ).execute()
+
+
+def _keyset_page(
+    query: pw.ModelSelect, model: type[m.BaseModel], limit: int, page_token: str | None
+) -> tuple[list[Any], str | None]:
+    """Newest first by (creation_timestamp, id): a page starts strictly after the last row of
+    the previous one, so rows created or deleted meanwhile neither shift nor repeat it."""
+    created, key = model.creation_timestamp, model.id  # type: ignore[attr-defined]
+    if page_token:
+        ts, last_id = decode_cursor(page_token)
+        query = query.where((created < ts) | ((created == ts) & (key < last_id)))
+    rows = list(query.order_by(created.desc(), key.desc()).limit(limit + 1))
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode_cursor(last.creation_timestamp, last.id)
+
+
+def _delivery(row: m.Delivery, attempts: list[AttemptRecord]) -> DeliveryRecord:
+    return DeliveryRecord(
+        id=row.id,
+        event_id=row.event_id,
+        webhook_id=row.webhook_id,
+        event=(row.event.entity, row.event.action),
+        status=DeliveryStatus(row.status),
+        next_attempt_timestamp=row.next_attempt_timestamp,
+        creation_timestamp=row.creation_timestamp,
+        is_test=row.is_test,
+        attempts=attempts,
+    )
