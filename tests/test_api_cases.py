@@ -1,0 +1,452 @@
+"""One table of API cases (CONTRACT section 4), each run over gRPC and over REST under each of
+the shim's three prefixes. The session server holds other tests' webhooks too, so the cases
+assert on what they created, never on totals."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from google.protobuf.message import Message
+
+from generated import webhooks_pb2 as pb
+from tests.shim_transport import PREFIXES, GrpcTransport, RestTransport
+
+MV_CREATED = pb.WebhookEvent(entity=pb.MODEL_VERSION, action=pb.CREATED)
+RM_CREATED = pb.WebhookEvent(entity=pb.REGISTERED_MODEL, action=pb.CREATED)
+TAG_SET = pb.WebhookEvent(entity=pb.MODEL_VERSION_TAG, action=pb.SET)
+URL = "https://example.com/hook"
+UNKNOWN_ID = str(uuid.UUID(int=0x1234, version=4))
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+@dataclass
+class Ctx:
+    call: Callable[[str, Message], Awaitable[tuple[str, Any]]]
+    receiver_url: str
+    webhook: pb.Webhook | None = None
+
+    @property
+    def id(self) -> str:
+        assert self.webhook is not None
+        return self.webhook.webhook_id
+
+    async def ok(self, rpc: str, request: Message) -> Any:
+        code, response = await self.call(rpc, request)
+        assert code == "OK", (rpc, code, response)
+        return response
+
+
+Request = Callable[[Ctx], Message]
+Check = Callable[[Ctx, Any], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    rpc: str
+    request: Request
+    code: str = "OK"
+    message: str | None = None  # the exact error message; "{id}" is the case's webhook id
+    mentions: str | None = None  # a part of the error message
+    check: Check | None = None  # more checks of a response
+    existing: bool = False  # create a webhook (ctx.webhook) first
+
+
+def create(**fields: Any) -> Request:
+    fields = {"name": "case", "url": URL, "events": [MV_CREATED], **fields}
+    return lambda _: pb.CreateWebhook(**fields)
+
+
+def on_existing(message_class: type[Message], **fields: Any) -> Request:
+    return lambda ctx: message_class(webhook_id=ctx.id, **fields)
+
+
+def invalid_create(case_id: str, message: str | None = None, mentions: str | None = None, **kw):
+    return Case(case_id, "createWebhook", create(**kw), "INVALID_ARGUMENT", message, mentions)
+
+
+def created_as_asked(ctx: Ctx, response: Any) -> None:
+    hook = response.webhook
+    assert UUID4.match(hook.webhook_id), hook.webhook_id
+    assert (hook.name, hook.url, list(hook.events)) == ("case", URL, [MV_CREATED])
+    assert hook.status == pb.ACTIVE
+    assert not hook.HasField("description")
+    assert hook.creation_timestamp == hook.last_updated_timestamp > 1_600_000_000_000
+
+
+async def stored(ctx: Ctx, response: Any) -> None:
+    got = await ctx.ok("getWebhook", pb.GetWebhook(webhook_id=response.webhook.webhook_id))
+    assert got.webhook == response.webhook
+
+
+def full_create(ctx: Ctx, response: Any) -> Awaitable[None]:
+    hook = response.webhook
+    assert hook.description == "a" * 1000
+    assert hook.status == pb.DISABLED
+    assert hook.url.endswith("a" * 100) and len(hook.url) == 500
+    assert [f.name for f, _ in hook.ListFields()].count("secret") == 0
+    return stored(ctx, response)
+
+
+def updated(expect: Callable[[pb.Webhook, pb.Webhook], None]) -> Check:
+    """Checks an update against the webhook before it, then that get answers the same."""
+
+    async def check(ctx: Ctx, response: Any) -> None:
+        before, after = ctx.webhook, response.webhook
+        assert before is not None
+        expect(before, after)
+        assert after.creation_timestamp == before.creation_timestamp
+        assert after.last_updated_timestamp > before.last_updated_timestamp
+        await stored(ctx, response)
+
+    return check
+
+
+def only_name_changed(before: pb.Webhook, after: pb.Webhook) -> None:
+    assert after.name == "renamed"
+    for field in ("url", "events", "description", "status"):
+        assert getattr(after, field) == getattr(before, field), field
+
+
+def unchanged(rpc: str) -> Check:
+    async def check(ctx: Ctx, _: Any) -> None:
+        got = await ctx.ok("getWebhook", pb.GetWebhook(webhook_id=ctx.id))
+        assert got.webhook == ctx.webhook, rpc
+
+    return check
+
+
+async def gone_everywhere(ctx: Ctx, response: Any) -> None:
+    assert response == pb.DeleteWebhook.Response()
+    expected = f"Webhook with ID {ctx.id} not found."
+    for rpc, request in [
+        ("getWebhook", pb.GetWebhook(webhook_id=ctx.id)),
+        ("updateWebhook", pb.UpdateWebhook(webhook_id=ctx.id, name="again")),
+        ("testWebhook", pb.TestWebhook(webhook_id=ctx.id)),
+        ("deleteWebhook", pb.DeleteWebhook(webhook_id=ctx.id)),
+    ]:
+        assert await ctx.call(rpc, request) == ("NOT_FOUND", expected), rpc
+
+
+async def listed(ctx: Ctx, response: Any) -> None:
+    """The new webhook is on the first page (newest first), and paging by one reaches it
+    without repeats."""
+    assert response.webhooks[0] == ctx.webhook
+    seen: list[str] = []
+    token = ""
+    for _ in range(5):
+        page = await ctx.ok("listWebhooks", pb.ListWebhooks(max_results=1, page_token=token))
+        assert len(page.webhooks) == 1
+        seen.append(page.webhooks[0].webhook_id)
+        if not page.next_page_token:
+            break
+        token = page.next_page_token
+    assert seen[0] == ctx.id
+    assert len(seen) == len(set(seen))
+
+
+def answered(expected_status: int, success: bool) -> Check:
+    def check(ctx: Ctx, response: Any) -> None:
+        assert response.result.success is success, response
+        assert response.result.response_status == expected_status
+
+    return check
+
+
+def with_receiver(path: str) -> Request:
+    return lambda ctx: pb.CreateWebhook(
+        name="receiver-case", url=ctx.receiver_url + path, events=[MV_CREATED]
+    )
+
+
+NOT_FOUND = "Webhook with ID " + UNKNOWN_ID + " not found."
+
+CASES = [
+    # create: valid
+    Case("create-minimal", "createWebhook", create(), check=created_as_asked),
+    Case("create-stored", "createWebhook", create(), check=stored),
+    Case(
+        "create-full",
+        "createWebhook",
+        create(
+            url="https://example.com/" + "a" * 480,
+            description="a" * 1000,
+            secret="s" * 1000,
+            status=pb.DISABLED,
+        ),
+        check=full_create,
+    ),
+    Case(
+        "create-duplicate-events-collapse",
+        "createWebhook",
+        create(events=[MV_CREATED, TAG_SET, MV_CREATED]),
+        check=lambda _, r: (list(r.webhook.events) == [MV_CREATED, TAG_SET]) or pytest.fail(r),
+    ),
+    Case(
+        "create-name-63-mixed-case",
+        "createWebhook",
+        create(name="A" + "b.c_d-e" * 8 + "z" * 6),
+        check=lambda _, r: len(r.webhook.name) == 63 or pytest.fail(r),
+    ),
+    # create: invalid, one per rule
+    invalid_create("create-name-missing", mentions="name", name=""),
+    invalid_create("create-name-bad-characters", mentions="name", name="bad name!"),
+    invalid_create("create-name-starts-with-dash", mentions="name", name="-bad"),
+    invalid_create("create-name-64", mentions="name", name="a" * 64),
+    invalid_create("create-url-missing", mentions="url", url=""),
+    invalid_create(
+        "create-url-whitespace",
+        "Webhook URL cannot be empty or just whitespace: '   '",
+        url="   ",
+    ),
+    invalid_create(
+        "create-url-scheme",
+        "Invalid webhook URL scheme: 'ftp'. Allowed schemes are: http, https.",
+        url="ftp://example.com/hook",
+    ),
+    invalid_create(
+        "create-url-no-host", "Webhook URL must include a hostname: 'https://'", url="https://"
+    ),
+    invalid_create(
+        "create-url-unparseable",
+        mentions="Invalid webhook URL 'http://[invalid': ",
+        url="http://[invalid",
+    ),
+    invalid_create("create-url-501", mentions="500", url="https://example.com/" + "a" * 481),
+    invalid_create("create-events-empty", "Webhook events cannot be empty", events=[]),
+    invalid_create(
+        "create-entity-unspecified",
+        events=[pb.WebhookEvent(entity=pb.ENTITY_UNSPECIFIED, action=pb.CREATED)],
+        mentions="entity",
+    ),
+    invalid_create(
+        "create-action-unspecified",
+        events=[pb.WebhookEvent(entity=pb.MODEL_VERSION, action=pb.ACTION_UNSPECIFIED)],
+        mentions="action",
+    ),
+    invalid_create(
+        "create-invalid-pair",
+        "Invalid action 'deleted' for entity 'registered_model'. Valid actions are: ['created']",
+        events=[pb.WebhookEvent(entity=pb.REGISTERED_MODEL, action=pb.DELETED)],
+    ),
+    invalid_create("create-description-1001", mentions="1000", description="d" * 1001),
+    invalid_create("create-secret-1001", mentions="1000", secret="s" * 1001),
+    # get
+    Case("get-existing", "getWebhook", on_existing(pb.GetWebhook), existing=True, check=stored),
+    Case(
+        "get-unknown",
+        "getWebhook",
+        lambda _: pb.GetWebhook(webhook_id=UNKNOWN_ID),
+        "NOT_FOUND",
+        NOT_FOUND,
+    ),
+    # list
+    Case(
+        "list-newest-first-and-pages",
+        "listWebhooks",
+        lambda _: pb.ListWebhooks(),
+        existing=True,
+        check=listed,
+    ),
+    Case(
+        "list-max-results-0-means-default", "listWebhooks", lambda _: pb.ListWebhooks(max_results=0)
+    ),
+    Case("list-max-results-1000", "listWebhooks", lambda _: pb.ListWebhooks(max_results=1000)),
+    Case(
+        "list-max-results-1001",
+        "listWebhooks",
+        lambda _: pb.ListWebhooks(max_results=1001),
+        "INVALID_ARGUMENT",
+        mentions="max_results",
+    ),
+    Case(
+        "list-max-results-negative",
+        "listWebhooks",
+        lambda _: pb.ListWebhooks(max_results=-1),
+        "INVALID_ARGUMENT",
+        mentions="max_results",
+    ),
+    Case(
+        "list-bad-page-token",
+        "listWebhooks",
+        lambda _: pb.ListWebhooks(page_token="not a token"),
+        "INVALID_ARGUMENT",
+        mentions="page_token",
+    ),
+    # update
+    Case(
+        "update-name-only",
+        "updateWebhook",
+        on_existing(pb.UpdateWebhook, name="renamed"),
+        existing=True,
+        check=updated(only_name_changed),
+    ),
+    Case(
+        "update-events-replace",
+        "updateWebhook",
+        on_existing(pb.UpdateWebhook, events=[RM_CREATED, TAG_SET]),
+        existing=True,
+        check=updated(lambda b, a: list(a.events) == [RM_CREATED, TAG_SET] or pytest.fail(a)),
+    ),
+    Case(
+        "update-url",
+        "updateWebhook",
+        on_existing(pb.UpdateWebhook, url="https://example.org/x"),
+        existing=True,
+        check=updated(
+            lambda b, a: (a.url, a.name) == ("https://example.org/x", b.name) or pytest.fail(a)
+        ),
+    ),
+    Case(
+        "update-description-empty-clears",
+        "updateWebhook",
+        on_existing(pb.UpdateWebhook, description=""),
+        existing=True,
+        check=updated(lambda b, a: not a.HasField("description") or pytest.fail(a)),
+    ),
+    Case(
+        "update-status-disabled",
+        "updateWebhook",
+        on_existing(pb.UpdateWebhook, status=pb.DISABLED),
+        existing=True,
+        check=updated(lambda b, a: (a.status, a.name) == (pb.DISABLED, b.name) or pytest.fail(a)),
+    ),
+    Case(
+        "update-secret-only",
+        "updateWebhook",
+        on_existing(pb.UpdateWebhook, secret="new"),
+        existing=True,
+        check=updated(
+            lambda b, a: (a.name, a.url, a.events) == (b.name, b.url, b.events) or pytest.fail(a)
+        ),
+    ),
+    Case(
+        "update-bad-url-changes-nothing",
+        "updateWebhook",
+        on_existing(pb.UpdateWebhook, name="renamed", url="ftp://example.com"),
+        existing=True,
+        code="INVALID_ARGUMENT",
+        message="Invalid webhook URL scheme: 'ftp'. Allowed schemes are: http, https.",
+        check=unchanged("updateWebhook"),
+    ),
+    Case(
+        "update-invalid-pair",
+        "updateWebhook",
+        on_existing(pb.UpdateWebhook, events=[pb.WebhookEvent(entity=pb.PROMPT, action=pb.SET)]),
+        existing=True,
+        code="INVALID_ARGUMENT",
+        message="Invalid action 'set' for entity 'prompt'. Valid actions are: ['created']",
+        check=unchanged("updateWebhook"),
+    ),
+    Case(
+        "update-bad-name",
+        "updateWebhook",
+        on_existing(pb.UpdateWebhook, name="no spaces"),
+        existing=True,
+        code="INVALID_ARGUMENT",
+        mentions="name",
+        check=unchanged("updateWebhook"),
+    ),
+    Case(
+        "update-description-1001",
+        "updateWebhook",
+        on_existing(pb.UpdateWebhook, description="d" * 1001),
+        existing=True,
+        code="INVALID_ARGUMENT",
+        mentions="1000",
+    ),
+    Case(
+        "update-unknown",
+        "updateWebhook",
+        lambda _: pb.UpdateWebhook(webhook_id=UNKNOWN_ID, name="x"),
+        "NOT_FOUND",
+        NOT_FOUND,
+    ),
+    # delete
+    Case(
+        "delete-then-everything-not-found",
+        "deleteWebhook",
+        on_existing(pb.DeleteWebhook),
+        existing=True,
+        check=gone_everywhere,
+    ),
+    Case(
+        "delete-unknown",
+        "deleteWebhook",
+        lambda _: pb.DeleteWebhook(webhook_id=UNKNOWN_ID),
+        "NOT_FOUND",
+        NOT_FOUND,
+    ),
+    # test
+    Case(
+        "test-unknown",
+        "testWebhook",
+        lambda _: pb.TestWebhook(webhook_id=UNKNOWN_ID),
+        "NOT_FOUND",
+        NOT_FOUND,
+    ),
+]
+
+
+@pytest.fixture(scope="session")
+async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        yield session
+
+
+@pytest.fixture(
+    params=["grpc", *PREFIXES], ids=["grpc", *(f"rest{p or '-bare'}" for p in PREFIXES)]
+)
+def transport(request, channel, http_session, server):
+    if request.param == "grpc":
+        return GrpcTransport(channel)
+    return RestTransport(http_session, server.http_url, request.param)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+async def test_case(case: Case, transport, receiver):
+    ctx = Ctx(transport.call, receiver.url)
+    if case.existing:
+        made = await ctx.ok(
+            "createWebhook",
+            pb.CreateWebhook(
+                name="existing",
+                url="https://example.com/existing",
+                events=[MV_CREATED],
+                description="before",
+                secret="before",
+            ),
+        )
+        ctx.webhook = made.webhook
+    code, response = await transport.call(case.rpc, case.request(ctx))
+    assert code == case.code, response
+    if case.code != "OK":
+        if case.message is not None:
+            expected = case.message.replace("{id}", ctx.id if ctx.webhook else "")
+            assert response == expected
+        if case.mentions is not None:
+            assert case.mentions in response
+    if case.check is not None:
+        result = case.check(ctx, response)
+        if inspect.isawaitable(result):
+            await result
+
+
+@pytest.mark.parametrize(
+    ("path", "success", "status"), [("/ok", True, 200), ("/status/404", False, 404)]
+)
+async def test_test_webhook_reaches_receiver(transport, receiver, path, success, status):
+    ctx = Ctx(transport.call, receiver.url)
+    made = await ctx.ok("createWebhook", with_receiver(path)(ctx))
+    before = len(receiver.received)
+    result = await ctx.ok("testWebhook", pb.TestWebhook(webhook_id=made.webhook.webhook_id))
+    answered(status, success)(ctx, result)
+    arrived = await receiver.wait_for(before + 1)
+    assert any(r.path == path for r in arrived[before:])
