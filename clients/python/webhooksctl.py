@@ -304,37 +304,54 @@ def _webhook_fields(p: argparse.ArgumentParser, creating: bool) -> None:
     p.add_argument("--status", type=_checked(webhook_status), help="ACTIVE or DISABLED")
 
 
-def parser() -> argparse.ArgumentParser:
+def _global_options(p: argparse.ArgumentParser, defaults: bool) -> None:
+    """Added to the top parser with defaults, and to each command without, so that
+    `webhooksctl --json list` and `webhooksctl list --json` both work."""
     env = os.environ
-    top = argparse.ArgumentParser(prog=PROG, description="Operate the MLflow webhooks service.")
-    top.add_argument(
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    p.add_argument(
         "--address",
-        default=env.get("WEBHOOKS_ADDRESS") or "127.0.0.1:50051",
+        default=default(env.get("WEBHOOKS_ADDRESS") or "127.0.0.1:50051"),
         help="gRPC HOST:PORT of the server [WEBHOOKS_ADDRESS, default 127.0.0.1:50051]",
     )
-    top.add_argument(
+    p.add_argument(
         "--token",
-        default=env.get("WEBHOOKS_AUTH_TOKEN") or None,
+        default=default(env.get("WEBHOOKS_AUTH_TOKEN") or None),
         help="bearer token [WEBHOOKS_AUTH_TOKEN]",
     )
-    top.add_argument(
+    p.add_argument(
         "--cacert",
-        default=env.get("WEBHOOKS_CACERT") or None,
+        default=default(env.get("WEBHOOKS_CACERT") or None),
         metavar="FILE",
         help="PEM CA certificates; connects with TLS when given [WEBHOOKS_CACERT]",
     )
-    top.add_argument(
+    p.add_argument(
         "--timeout",
         type=_seconds,
-        default=DEFAULT_TIMEOUT,
+        default=default(DEFAULT_TIMEOUT),
         metavar="SECONDS",
         help=f"deadline of each call (default {DEFAULT_TIMEOUT:g})",
     )
-    top.add_argument("--json", action="store_true", help="print the response as JSON")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="print the response message as JSON, as the JSON shim does",
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog=PROG, description="Operate the MLflow webhooks service.")
+    _global_options(top, defaults=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, defaults=False)
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, func: Callable[..., Result], help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
         p.set_defaults(func=func)
         return p
 

@@ -1,0 +1,415 @@
+"""webhooksctl as an operator runs it: the installed console script against real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clients.python import WebhooksClient
+from tests.conftest import PERMISSIVE
+from tests.support import ROOT, Receiver, ServerProcess, run_server
+
+CTL = Path(sys.executable).with_name("webhooksctl")
+DELIVERY_ID_HEADER = "X-MLflow-Delivery-Id"
+
+
+def ctl(address: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Runs webhooksctl with WEBHOOKS_ADDRESS set, as an operator's shell would."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("WEBHOOKS_ADDRESS", "WEBHOOKS_AUTH_TOKEN", "WEBHOOKS_CACERT")
+    }
+    return subprocess.run(
+        [str(CTL), *args],
+        env={**base, "WEBHOOKS_ADDRESS": address, **(env or {})},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    return result.stdout
+
+
+def ok_json(result: subprocess.CompletedProcess) -> Any:
+    return json.loads(ok(result))
+
+
+def failed(result: subprocess.CompletedProcess, code: int) -> str:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    assert result.stderr.strip()
+    return result.stderr
+
+
+def pairs(text: str) -> dict[str, str]:
+    """The key/value table that single-object commands print."""
+    out = {}
+    for line in text.strip().splitlines():
+        if not line.strip():
+            break
+        key, _, value = line.partition(" ")
+        out[key] = value.strip()
+    return out
+
+
+def shim_get(server: ServerProcess, path: str) -> Any:
+    url = f"{server.http_url}/api/2.0{path}"
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (http on loopback)
+        return json.load(response)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def start_server(workdir: Path) -> ServerProcess:
+    return run_server(
+        workdir,
+        *PERMISSIVE,
+        "--delivery-timeout",
+        "2",
+        "--database-url",
+        f"sqlite:///{workdir}/webhooks.db",
+    )
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = start_server(tmp_path)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def delivery_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """Published events reach every subscribed webhook, so they get a server of their own."""
+    proc = start_server(tmp_path_factory.mktemp("ctl-deliveries"))
+    yield proc
+    proc.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_console_script_is_installed() -> None:
+    assert CTL.exists(), "run `make .venv/.installed` to install the webhooksctl console script"
+    assert "create" in ok(subprocess.run([str(CTL), "--help"], capture_output=True, text=True))
+
+
+def test_create_get_update_delete(server: ServerProcess) -> None:
+    address = server.grpc_address
+    name = unique("ctl")
+    created = pairs(
+        ok(
+            ctl(
+                address,
+                "create",
+                "--name",
+                name,
+                "--url",
+                "http://127.0.0.1:9/hook",
+                "--event",
+                "model_version.created,registered_model.created",
+                "--description",
+                "from the ctl test",
+                "--secret",
+                "s3cret",
+            )
+        )
+    )
+    webhook_id = created["webhook_id"]
+    assert created["name"] == name
+    assert created["status"] == "ACTIVE"
+    assert created["events"] == "model_version.created,registered_model.created"
+    assert created["description"] == "from the ctl test"
+    assert "secret" not in created
+
+    got = ok_json(ctl(address, "--json", "get", webhook_id))
+    assert got == shim_get(server, f"/mlflow/webhooks/{webhook_id}")
+    assert got["webhook"]["events"] == [
+        {"entity": "MODEL_VERSION", "action": "CREATED"},
+        {"entity": "REGISTERED_MODEL", "action": "CREATED"},
+    ]
+    assert isinstance(got["webhook"]["creation_timestamp"], int)
+
+    updated = ok_json(
+        ctl(
+            address,
+            "--json",
+            "update",
+            webhook_id,
+            "--status",
+            "disabled",
+            "--event",
+            "model_version_tag.set",
+            "--event",
+            "model_version_tag.deleted",
+        )
+    )["webhook"]
+    assert updated["status"] == "DISABLED"
+    assert updated["name"] == name
+    assert [e["action"] for e in updated["events"]] == ["SET", "DELETED"]
+    assert updated["last_updated_timestamp"] > got["webhook"]["last_updated_timestamp"]
+    assert pairs(ok(ctl(address, "get", webhook_id)))["status"] == "DISABLED"
+
+    assert webhook_id in ok(ctl(address, "delete", webhook_id))
+    stderr = failed(ctl(address, "get", webhook_id), 1)
+    assert f"NOT_FOUND: Webhook with ID {webhook_id} not found." in stderr
+    failed(ctl(address, "--json", "delete", webhook_id), 1)
+
+
+def test_delete_json_prints_the_empty_response(server: ServerProcess) -> None:
+    with WebhooksClient(server.grpc_address) as client:
+        webhook = client.create(unique("gone"), "http://127.0.0.1:9/x", ["prompt.created"])
+    assert ok_json(ctl(server.grpc_address, "--json", "delete", webhook.webhook_id)) == {}
+
+
+def test_list_joins_every_page(fresh_server: ServerProcess) -> None:
+    address = fresh_server.grpc_address
+    assert ok_json(ctl(address, "--json", "list")) == {"webhooks": []}
+    ids = [
+        pairs(
+            ok(
+                ctl(
+                    address,
+                    "create",
+                    "--name",
+                    f"listed-{i}",
+                    "--url",
+                    f"http://127.0.0.1:9/{i}",
+                    "--event",
+                    "prompt_alias.created",
+                )
+            )
+        )["webhook_id"]
+        for i in range(7)
+    ]
+    newest_first = list(reversed(ids))
+
+    joined = ok_json(ctl(address, "--json", "list", "--page-size", "3"))
+    assert [w["webhook_id"] for w in joined["webhooks"]] == newest_first
+    assert joined == shim_get(fresh_server, "/mlflow/webhooks?max_results=100")
+
+    lines = ok(ctl(address, "list", "--page-size", "2")).splitlines()
+    assert lines[0].split() == ["WEBHOOK_ID", "NAME", "STATUS", "EVENTS", "URL"]
+    assert [line.split()[0] for line in lines[1:]] == newest_first
+    assert lines[1].split()[1:] == [
+        "listed-6",
+        "ACTIVE",
+        "prompt_alias.created",
+        "http://127.0.0.1:9/6",
+    ]
+
+
+async def test_test_command(server: ServerProcess, receiver: Receiver) -> None:
+    address = server.grpc_address
+    # The receiver answers on this event loop, so the subprocess waits in a thread.
+    created = await asyncio.to_thread(
+        ctl,
+        address,
+        "--json",
+        "create",
+        "--name",
+        unique("tested"),
+        "--url",
+        f"{receiver.url}/ok",
+        "--event",
+        "model_version_alias.created",
+    )
+    webhook_id = ok_json(created)["webhook"]["webhook_id"]
+
+    result = await asyncio.to_thread(ctl, address, "test", webhook_id)
+    assert pairs(ok(result)) == {"success": "yes", "response_status": "200", "response_body": "ok"}
+    result = await asyncio.to_thread(
+        ctl, address, "--json", "test", webhook_id, "--event", "model_version_alias.created"
+    )
+    assert ok_json(result) == {
+        "result": {"success": True, "response_status": 200, "response_body": "ok"}
+    }
+    result = await asyncio.to_thread(ctl, address, "test", webhook_id, "--event", "prompt.created")
+    assert pairs(ok(result))["success"] == "yes"
+
+
+async def test_publish_deliveries_delivery_redeliver(
+    delivery_server: ServerProcess, receiver: Receiver
+) -> None:
+    address = delivery_server.grpc_address
+
+    def run(*args: str) -> Any:
+        return asyncio.to_thread(ctl, address, *args)
+
+    created = await run(
+        "--json",
+        "create",
+        "--name",
+        unique("subscriber"),
+        "--url",
+        f"{receiver.url}/ok",
+        "--event",
+        "prompt_tag.set",
+    )
+    webhook_id = ok_json(created)["webhook"]["webhook_id"]
+
+    data = {"name": "p", "key": "k", "value": "v", "count": 3}
+    published = ok_json(
+        await run("--json", "publish", "prompt_tag.set", "--data", json.dumps(data))
+    )
+    assert set(published) == {"event_id", "delivery_ids"}
+    [delivery_id] = published["delivery_ids"]
+
+    def arrived(count: int) -> bool:
+        hits = [r for r in receiver.received if r.headers.get(DELIVERY_ID_HEADER) == delivery_id]
+        return len(hits) >= count
+
+    async with receiver.arrived:
+        await asyncio.wait_for(receiver.arrived.wait_for(lambda: arrived(1)), 20)
+    body = next(
+        json.loads(r.body)
+        for r in receiver.received
+        if r.headers.get(DELIVERY_ID_HEADER) == delivery_id
+    )
+    assert body["data"] == data
+
+    table = pairs(ok(await run("publish", "prompt_tag.set", "--data", json.dumps(data))))
+    assert set(table) == {"event_id", "delivery_ids"}
+
+    listed = ok_json(await run("--json", "deliveries", "--event-id", published["event_id"]))
+    assert [d["delivery_id"] for d in listed["deliveries"]] == [delivery_id]
+    assert listed["deliveries"][0]["webhook_id"] == webhook_id
+    assert listed["deliveries"][0]["event"] == {"entity": "PROMPT_TAG", "action": "SET"}
+    by_webhook = ok_json(
+        await run("--json", "deliveries", "--webhook-id", webhook_id, "--page-size", "1")
+    )
+    assert len(by_webhook["deliveries"]) == 2
+    assert delivery_id in [d["delivery_id"] for d in by_webhook["deliveries"]]
+    lines = ok(await run("deliveries", "--webhook-id", webhook_id)).splitlines()
+    assert lines[0].split() == ["DELIVERY_ID", "WEBHOOK_ID", "EVENT", "STATUS", "CREATED"]
+    assert len(lines) == 3
+    assert all(line.split()[2] == "prompt_tag.set" for line in lines[1:])
+
+    shown = ok_json(await run("--json", "delivery", delivery_id))["delivery"]
+    assert (
+        shown == shim_get(delivery_server, f"/mlflow/webhook-deliveries/{delivery_id}")["delivery"]
+    )
+    assert shown["delivery_id"] == delivery_id
+    assert shown["status"] in ("PENDING", "SUCCEEDED")
+    table = pairs(ok(await run("delivery", delivery_id)))
+    assert table["delivery_id"] == delivery_id
+    assert table["event"] == "prompt_tag.set"
+
+    again = ok_json(await run("--json", "redeliver", delivery_id))["delivery"]
+    assert again["delivery_id"] == delivery_id
+    assert again["status"] == "SUCCEEDED"
+    assert again["attempts"][-1]["response_status"] == 200
+    async with receiver.arrived:
+        await asyncio.wait_for(receiver.arrived.wait_for(lambda: arrived(2)), 20)
+    text = ok(await run("redeliver", delivery_id))
+    assert pairs(text)["status"] == "SUCCEEDED"
+    assert "ATTEMPT" in text
+
+    succeeded = ok_json(
+        await run("--json", "deliveries", "--webhook-id", webhook_id, "--status", "succeeded")
+    )
+    assert delivery_id in [d["delivery_id"] for d in succeeded["deliveries"]]
+    cancelled = ok_json(
+        await run("--json", "deliveries", "--webhook-id", webhook_id, "--status", "CANCELLED")
+    )
+    assert cancelled == {"deliveries": []}
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        ([], "COMMAND"),
+        (["frobnicate"], "invalid choice"),
+        (["get"], "webhook_id"),
+        (["create", "--url", "http://x", "--event", "prompt.created"], "--name"),
+        (["create", "--name", "n", "--url", "http://x", "--event", "prompt.made"], "prompt.made"),
+        (["create", "--name", "n", "--url", "http://x", "--event", "nothing"], "ENTITY.ACTION"),
+        (["update", "w", "--status", "paused"], "ACTIVE, DISABLED"),
+        (["list", "--page-size", "0"], "--page-size"),
+        (["publish", "prompt.created", "--data", "{not json"], "not valid JSON"),
+        (["publish", "prompt.created", "--data", "[1]"], "JSON object"),
+        (["publish", "prompt.created"], "--data"),
+        (["deliveries", "--status", "LOST"], "PENDING"),
+        (["--timeout", "-1", "list"], "--timeout"),
+        (["--cacert", "/nonexistent/ca.pem", "list"], "/nonexistent/ca.pem"),
+    ],
+)
+def test_bad_arguments_exit_2(args: list[str], fragment: str) -> None:
+    # Nothing listens there: a bad argument must be refused before any call is made.
+    stderr = failed(ctl(f"127.0.0.1:{free_port()}", *args), 2)
+    assert fragment in stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["get", "no-such-id"], "NOT_FOUND: Webhook with ID no-such-id not found."),
+        (["test", "no-such-id"], "NOT_FOUND"),
+        (["update", "no-such-id", "--name", "x"], "NOT_FOUND"),
+        (
+            ["create", "--name", "n", "--url", "ftp://h/x", "--event", "prompt.created"],
+            "INVALID_ARGUMENT: Invalid webhook URL scheme: 'ftp'",
+        ),
+        (
+            ["create", "--name", "n", "--url", "http://h/x", "--event", "prompt.deleted"],
+            "INVALID_ARGUMENT: Invalid action 'deleted' for entity 'prompt'",
+        ),
+        (["list", "--page-size", "5", "--json"], None),
+        (["publish", "model_version.created", "--data", '{"name": 1}'], "INVALID_ARGUMENT"),
+        (["delivery", "no-such-id"], "NOT_FOUND"),
+        (["redeliver", "no-such-id"], "NOT_FOUND"),
+    ],
+)
+def test_server_errors_exit_1(server: ServerProcess, args: list[str], fragment: str | None) -> None:
+    result = ctl(server.grpc_address, *args)
+    if fragment is None:  # a control: the same options succeed when the call does
+        ok_json(result)
+        return
+    stderr = failed(result, 1)
+    assert stderr.startswith("webhooksctl: ")
+    assert fragment in stderr
+    assert "Traceback" not in stderr
+
+
+def test_unreachable_server_exits_1() -> None:
+    address = f"127.0.0.1:{free_port()}"
+    stderr = failed(ctl(address, "list"), 1)
+    assert f"UNAVAILABLE: cannot reach the server at {address}" in stderr
+
+
+def test_silent_server_is_bounded_by_timeout() -> None:
+    # Takes TCP connections (the kernel's backlog does) but never answers.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+        stderr = failed(ctl(address, "--timeout", "1", "get", "x"), 1)
+    assert f"DEADLINE_EXCEEDED: cannot reach the server at {address}" in stderr
+
+
+def test_address_flag_beats_environment(server: ServerProcess) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    assert "webhooks" in ok_json(ctl(dead, "--address", server.grpc_address, "--json", "list"))
+    failed(ctl(server.grpc_address, "--address", dead, "list"), 1)
