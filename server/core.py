@@ -57,7 +57,7 @@ class WebhookCore:
             sender,
             self.db,
             config.retry_schedule,
-            lease_seconds=config.delivery_timeout + 30,
+            lease_seconds=config.delivery_timeout + 10,
         )
 
     def close(self) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import queue
 import signal
 import subprocess
 import sys
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,11 +104,14 @@ class Receiver:
     """A real aiohttp receiver on a free loopback port, recording what it is sent.
 
     /ok answers 200, /status/{code} answers that code, /redirect answers 302, /slow waits
-    until the receiver stops (so the sender's timeout fires), /close drops the connection.
+    until the receiver stops (so the sender's timeout fires), /close drops the connection,
+    /flaky/{n} fails each delivery's first n attempts with 503, /retry-after/{s} answers a
+    delivery's first attempt 429 with Retry-After: s, /delay/{s} answers 200 after s seconds.
     """
 
     def __init__(self) -> None:
         self.received: list[Received] = []
+        self._seen: Counter[str] = Counter()
         self.arrived = asyncio.Condition()
         self._release = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -126,6 +131,23 @@ class Receiver:
         if kind == "status":
             code = int(request.match_info["arg"])
             return web.Response(status=code, text=f"answered {code}")
+        if kind == "flaky":
+            # Fails the first `arg` attempts of each delivery, then succeeds.
+            delivery = request.headers.get("webhook-id", "")
+            self._seen[delivery] += 1
+            if self._seen[delivery] <= int(request.match_info["arg"]):
+                return web.Response(status=503, text="not yet")
+            return web.Response(text="ok")
+        if kind == "retry-after":
+            delivery = request.headers.get("webhook-id", "")
+            self._seen[delivery] += 1
+            if self._seen[delivery] == 1:
+                headers = {"Retry-After": request.match_info["arg"]}
+                return web.Response(status=429, headers=headers, text="slow down")
+            return web.Response(text="ok")
+        if kind == "delay":
+            await asyncio.sleep(float(request.match_info["arg"]))
+            return web.Response(text="ok")
         if kind == "redirect":
             raise web.HTTPFound(location="http://127.0.0.1:1/elsewhere")
         if kind == "slow":
@@ -155,6 +177,12 @@ class Receiver:
                 self.arrived.wait_for(lambda: len(self.received) >= count), timeout
             )
         return self.received
+
+    def bodies(self, path: str) -> list[dict]:
+        return [json.loads(r.body) for r in self.received if r.path == path]
+
+    def delivery_ids(self, path: str | None = None) -> list[str]:
+        return [r.headers["webhook-id"] for r in self.received if path in (None, r.path)]
 
     async def stop(self) -> None:
         self._release.set()
