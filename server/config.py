@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ def _schedule(value: str) -> tuple[float, ...]:
         raise ConfigError(
             f"--retry-schedule takes comma-separated seconds, got {value!r}"
         ) from None
-    if any(d < 0 for d in delays):
+    if any(not 0 <= d < math.inf for d in delays):
         raise ConfigError(f"--retry-schedule delays must not be negative, got {value!r}")
     return delays
 
@@ -60,7 +61,7 @@ def _positive(value: str, flag: str) -> float:
         number = float(value)
     except ValueError:
         number = -1.0
-    if number <= 0:
+    if not 0 < number < math.inf:  # also refuses nan
         raise ConfigError(f"{flag} takes a positive number of seconds, got {value!r}")
     return number
 

@@ -102,7 +102,8 @@ def is_public_address(ip: IPAddress) -> bool:
             embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
         if embedded is not None and not is_public_address(embedded):
             return False
-    return ip.is_global and not ip.is_multicast and not ip.is_reserved
+    site_local = isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local
+    return ip.is_global and not (ip.is_multicast or ip.is_reserved or site_local)
 
 
 async def resolve(host: str) -> list[IPAddress]:

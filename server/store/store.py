@@ -126,7 +126,7 @@ def encode_cursor(timestamp: int, item_id: str) -> str:
 def decode_cursor(token: str) -> tuple[int, str]:
     try:
         timestamp, item_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        if isinstance(timestamp, int) and isinstance(item_id, str):
+        if isinstance(timestamp, int) and 0 <= timestamp < 2**63 and isinstance(item_id, str):
             return timestamp, item_id
     except (ValueError, TypeError, binascii.Error):
         pass
