@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import grpc
 import pytest
 from google.protobuf import json_format, struct_pb2
@@ -439,3 +440,31 @@ def test_struct_roundtrip_of_published_data() -> None:
     data = struct_pb2.Struct()
     data.update({"n": 1704067200000})
     assert json_format.MessageToDict(data) == {"n": 1704067200000.0}
+
+
+async def test_every_event_type_publishes_over_rest(api: Api, rx: Receiver) -> None:
+    """Each (entity, action) published through the JSON shim reaches its subscriber with
+    the data as sent."""
+    for entity, action in EVENTS:
+        await api.webhook(f"{rx.url}/ok", pb.WebhookEvent(entity=entity, action=action))
+    async with aiohttp.ClientSession() as http:
+        for (entity, action), spec in EVENTS.items():
+            body = {
+                "event": {
+                    "entity": pb.WebhookEntity.Name(entity),
+                    "action": pb.WebhookAction.Name(action),
+                },
+                "data": spec.example,
+            }
+            url = f"{api.server.http_url}/api/2.0/mlflow/webhook-events"
+            async with http.post(url, json=body) as response:
+                assert response.status == 200, await response.text()
+                assert len((await response.json())["delivery_ids"]) == 1
+    received = await rx.wait_for(len(EVENTS))
+    got = {
+        (b["entity"], b["action"]): b["data"] for b in map(json.loads, (r.body for r in received))
+    }
+    assert got == {
+        (pb.WebhookEntity.Name(e).lower(), pb.WebhookAction.Name(a).lower()): spec.example
+        for (e, a), spec in EVENTS.items()
+    }
