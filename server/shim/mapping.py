@@ -130,6 +130,8 @@ def _known(descriptor: Descriptor, value: dict[str, Any]) -> dict[str, Any]:
         field = _fields(descriptor).get(key)
         if field is None:
             continue
+        if field.enum_type is not None:
+            _no_bools(field, item)
         if _is_map(field):
             value_field = field.message_type.fields_by_name["value"]
             if _descends(value_field) and isinstance(item, dict):
@@ -141,6 +143,15 @@ def _known(descriptor: Descriptor, value: dict[str, Any]) -> dict[str, Any]:
                 item = _known_item(field, item)
         kept[key] = item
     return kept
+
+
+def _no_bools(field: FieldDescriptor, item: Any) -> None:
+    """json_format takes true as the enum value 1, because bool is an int in Python."""
+    if any(isinstance(v, bool) for v in (item if isinstance(item, list) else [item])):
+        raise invalid(
+            f"Invalid value for field '{field.name}': {json.dumps(item)}. "
+            f"Use one of the names of {field.enum_type.full_name}."
+        )
 
 
 def _known_item(field: FieldDescriptor, item: Any) -> Any:
