@@ -1,0 +1,110 @@
+'use strict';
+// Runs against a server that is already up (tests/test_node_client.py starts one):
+// WEBHOOKS_ADDRESS is its gRPC HOST:PORT, WEBHOOKS_TEST_URL a URL it accepts for a webhook.
+
+const { test, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { WebhooksClient, WebhooksError, parseEvent, eventName, grpcStatus } = require('..');
+
+const address = process.env.WEBHOOKS_ADDRESS || '127.0.0.1:50051';
+const hookUrl = process.env.WEBHOOKS_TEST_URL || 'http://127.0.0.1:9/hook';
+const client = new WebhooksClient(address, {
+  token: process.env.WEBHOOKS_AUTH_TOKEN || undefined,
+  timeoutMs: 10000,
+});
+after(() => client.close());
+
+const unique = (prefix) => `${prefix}-${Math.random().toString(16).slice(2, 10)}`;
+
+async function rejectsWith(promise, code) {
+  await assert.rejects(promise, (err) => {
+    assert.ok(err instanceof WebhooksError, String(err));
+    assert.equal(err.code, code, err.message);
+    return true;
+  });
+}
+
+test('creates, lists, updates and deletes a webhook', async () => {
+  const name = unique('node');
+  const created = await client.create({
+    name,
+    url: hookUrl,
+    events: ['model_version.created', { entity: 'REGISTERED_MODEL', action: 'CREATED' }],
+    description: 'made by the Node client test',
+    secret: 's3cret',
+  });
+  assert.equal(created.name, name);
+  assert.equal(created.status, 'ACTIVE');
+  assert.deepEqual(created.events.map(eventName), ['model_version.created', 'registered_model.created']);
+  assert.equal(typeof created.creation_timestamp, 'number');
+  assert.equal(created.creation_timestamp, created.last_updated_timestamp);
+  assert.equal(created.secret, undefined);
+  assert.deepEqual(await client.get(created.webhook_id), created);
+
+  const other = await client.create({ name: unique('node'), url: hookUrl, events: ['prompt.created'] });
+  const first = await client.listPage({ maxResults: 1 });
+  assert.equal(first.webhooks.length, 1);
+  assert.ok(first.next_page_token, 'a second page exists');
+  const seen = [];
+  for await (const webhook of client.iterWebhooks({ pageSize: 1 })) seen.push(webhook.webhook_id);
+  assert.equal(new Set(seen).size, seen.length, 'no webhook twice');
+  assert.ok(seen.indexOf(other.webhook_id) < seen.indexOf(created.webhook_id), 'newest first');
+
+  const updated = await client.update(created.webhook_id, {
+    name: `${name}-renamed`,
+    status: 'DISABLED',
+    events: ['model_version_tag.set'],
+  });
+  assert.equal(updated.name, `${name}-renamed`);
+  assert.equal(updated.status, 'DISABLED');
+  assert.deepEqual(updated.events.map(eventName), ['model_version_tag.set']);
+  assert.equal(updated.url, hookUrl);
+  assert.ok(updated.last_updated_timestamp > created.last_updated_timestamp);
+
+  for (const id of [created.webhook_id, other.webhook_id]) await client.delete(id);
+  await rejectsWith(client.get(created.webhook_id), grpcStatus.NOT_FOUND);
+  await rejectsWith(client.delete(created.webhook_id), grpcStatus.NOT_FOUND);
+  await assert.rejects(client.get(created.webhook_id), {
+    message: `NOT_FOUND: Webhook with ID ${created.webhook_id} not found.`,
+  });
+});
+
+test('invalid arguments are INVALID_ARGUMENT', async () => {
+  await rejectsWith(
+    client.create({ name: unique('bad'), url: hookUrl, events: ['registered_model.deleted'] }),
+    grpcStatus.INVALID_ARGUMENT,
+  );
+  await rejectsWith(client.listPage({ maxResults: 5000 }), grpcStatus.INVALID_ARGUMENT);
+  assert.throws(() => parseEvent('model_version'), /ENTITY\.ACTION/);
+});
+
+test('publishes an event and reads its delivery', async () => {
+  const webhook = await client.create({ name: unique('sub'), url: hookUrl, events: ['prompt_tag.set'] });
+  try {
+    const published = await client.publish(
+      'prompt_tag.set',
+      { name: 'p', key: 'k', value: 'v', extra: { nested: [1, true, null] } },
+      { idempotencyKey: unique('key') },
+    );
+    assert.ok(published.event_id);
+
+    // Other subscribers may exist on a shared server; this webhook has exactly one delivery.
+    const listed = [];
+    for await (const d of client.deliveries({ webhookId: webhook.webhook_id, pageSize: 1 })) listed.push(d);
+    assert.equal(listed.length, 1);
+    const [{ delivery_id: deliveryId }] = listed;
+    assert.ok(published.delivery_ids.includes(deliveryId));
+    assert.equal(listed[0].event_id, published.event_id);
+
+    const delivery = await client.delivery(deliveryId);
+    assert.equal(delivery.webhook_id, webhook.webhook_id);
+    assert.equal(eventName(delivery.event), 'prompt_tag.set');
+
+    const again = await client.redeliver(deliveryId);
+    assert.equal(again.delivery_id, deliveryId);
+    assert.ok(again.attempts.length >= 1);
+  } finally {
+    await client.delete(webhook.webhook_id);
+  }
+  await rejectsWith(client.delivery('no-such-delivery'), grpcStatus.NOT_FOUND);
+});
