@@ -292,6 +292,16 @@ async def test_publish_deliveries_delivery_redeliver(
 
     table = pairs(ok(await run("publish", "prompt_tag.set", "--data", json.dumps(data))))
     assert set(table) == {"event_id", "delivery_ids"}
+    second_id = table["delivery_ids"]
+    async with receiver.arrived:
+        await asyncio.wait_for(
+            receiver.arrived.wait_for(
+                lambda: any(
+                    r.headers.get(DELIVERY_ID_HEADER) == second_id for r in receiver.received
+                )
+            ),
+            20,
+        )
 
     listed = ok_json(await run("--json", "deliveries", "--event-id", published["event_id"]))
     assert [d["delivery_id"] for d in listed["deliveries"]] == [delivery_id]
