@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from server import app, config
+from server import app, config, supervisor
 
 
 def main() -> int:
@@ -13,7 +13,7 @@ def main() -> int:
     except config.ConfigError as e:
         print(f"webhooks-server: {e}", file=sys.stderr)
         return 2
-    return app.run(cfg)
+    return supervisor.run(cfg) if cfg.workers > 1 else app.run(cfg)
 
 
 if __name__ == "__main__":

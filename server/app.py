@@ -35,13 +35,15 @@ DELIVERIES = webhook_delivery_pb2.DESCRIPTOR.services_by_name["WebhookDeliverySe
 SERVICE_NAMES = [WEBHOOKS, DELIVERIES]
 
 
-def listen(address: str) -> socket.socket:
+def listen(address: str, reuse_port: bool) -> socket.socket:
     """A bound, listening TCP socket for HOST:PORT (port 0 picks a free one)."""
     host, _, port = address.rpartition(":")
     host = host.strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, int(port)))
     sock.listen(1024)
     sock.setblocking(False)
@@ -52,7 +54,7 @@ def shown(sock_or_host: str, port: int) -> str:
     return f"[{sock_or_host}]:{port}" if ":" in sock_or_host else f"{sock_or_host}:{port}"
 
 
-async def serve(config: Config) -> None:
+async def serve(config: Config, reuse_port: bool = False) -> None:
     store = Store(config.database_url, config.secret_key)
     sender = Sender(config.delivery_timeout, config.allow_private_urls)
     core = WebhookCore(config, store, sender)
@@ -61,7 +63,11 @@ async def serve(config: Config) -> None:
 
     draining = False
     health_servicer = health.aio.HealthServicer()
-    grpc_server = grpc.aio.server(interceptors=[ErrorInterceptor()])
+    # gRPC shares ports by default; only --workers should, or two servers could silently
+    # split one port's traffic.
+    grpc_server = grpc.aio.server(
+        interceptors=[ErrorInterceptor()], options=[("grpc.so_reuseport", int(reuse_port))]
+    )
     servicers = {WEBHOOKS: WebhookServicer(core), DELIVERIES: DeliveryServicer(core)}
     webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(servicers[WEBHOOKS], grpc_server)
     webhook_delivery_pb2_grpc.add_WebhookDeliveryServiceServicer_to_server(
@@ -79,7 +85,7 @@ async def serve(config: Config) -> None:
     app = shim.build(servicers, lambda: draining, config.max_request_bytes)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    http_sock = listen(config.http_address)
+    http_sock = listen(config.http_address, reuse_port)
     await web.SockSite(runner, http_sock).start()
 
     await grpc_server.start()
@@ -108,14 +114,14 @@ async def serve(config: Config) -> None:
     log.info("stopped")
 
 
-def run(config: Config) -> int:
+def run(config: Config, reuse_port: bool = False) -> int:
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     try:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, reuse_port))
     except (OSError, RuntimeError) as e:
         print(f"webhooks-server: {e}", file=sys.stderr)
         return 1

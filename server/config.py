@@ -26,6 +26,7 @@ class Config:
     delivery_timeout: float = 15.0
     secret_key: str | None = None
     max_request_bytes: int = 1024 * 1024
+    workers: int = 1
 
 
 def _split_address(value: str, flag: str) -> str:
@@ -66,9 +67,9 @@ def _positive(value: str, flag: str) -> float:
     return number
 
 
-def _byte_count(value: str, flag: str) -> int:
+def _count(value: str, flag: str, unit: str) -> int:
     if not value.strip().isdigit() or int(value) <= 0:
-        raise ConfigError(f"{flag} takes a positive number of bytes, got {value!r}")
+        raise ConfigError(f"{flag} takes a positive number of {unit}, got {value!r}")
     return int(value)
 
 
@@ -106,6 +107,7 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         str(defaults.max_request_bytes),
         "largest JSON request body the HTTP shim reads",
     )
+    flag("--workers", "WEBHOOKS_WORKERS", "1", "server processes sharing the ports")
     parser.add_argument(
         "--allow-private-urls",
         action="store_true",
@@ -122,5 +124,6 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         retry_schedule=_schedule(args.retry_schedule),
         delivery_timeout=_positive(args.delivery_timeout, "--delivery-timeout"),
         secret_key=env.get("WEBHOOKS_SECRET_KEY") or None,
-        max_request_bytes=_byte_count(args.max_request_bytes, "--max-request-bytes"),
+        max_request_bytes=_count(args.max_request_bytes, "--max-request-bytes", "bytes"),
+        workers=_count(args.workers, "--workers", "processes"),
     )

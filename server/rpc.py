@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 
 from generated import webhook_delivery_pb2 as dpb
 from generated import webhook_delivery_pb2_grpc as dpb_grpc
@@ -183,6 +185,11 @@ STATUS = {code: grpc.StatusCode[code.value] for code in Code}
 Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
+@dataclass(frozen=True)
+class Undecodable:
+    error: str
+
+
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
     """Turns core errors into their status code, and anything unexpected into INTERNAL with a
     plain message: the caller never sees UNKNOWN or a stack trace."""
@@ -197,8 +204,21 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             return handler
         inner: Handler = handler.unary_unary
         method = handler_call_details.method
+        deserialize = handler.request_deserializer
+
+        def tolerant(data: bytes) -> Any:
+            # grpc answers UNKNOWN when deserializing fails; keep the error for the handler.
+            try:
+                return deserialize(data)
+            except DecodeError as e:
+                return Undecodable(str(e))
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if isinstance(request, Undecodable):
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"The request is not a valid protobuf message for {method}: {request.error}",
+                )
             try:
                 return await inner(request, context)
             except ServiceError as e:
@@ -211,6 +231,6 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=tolerant,
             response_serializer=handler.response_serializer,
         )

@@ -7,26 +7,41 @@ import grpc
 import pytest
 
 from generated import webhooks_pb2_grpc
+from tests.databases import KINDS, empty_tables, fresh
 from tests.support import Receiver, ServerProcess, run_server
 
 # Tests point webhooks at receivers on loopback over plain HTTP.
 PERMISSIVE = ("--allow-private-urls", "--allowed-schemes", "http,https")
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One server for the tests that do not care what else is stored."""
-    workdir = tmp_path_factory.mktemp("server")
-    proc = run_server(
-        workdir,
-        *PERMISSIVE,
-        "--delivery-timeout",
-        "2",
-        "--database-url",
-        f"sqlite:///{workdir}/webhooks.db",
-    )
-    yield proc
-    proc.stop()
+@pytest.fixture(scope="session", params=KINDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One server per database kind, shared by the tests that use it; every such test starts
+    on empty tables (see _fresh_tables)."""
+    workdir = tmp_path_factory.mktemp(f"server-{request.param}")
+    with fresh(request.param, workdir) as database:
+        proc = run_server(
+            workdir,
+            *PERMISSIVE,
+            "--delivery-timeout",
+            "2",
+            "--database-url",
+            database.url,
+            env=database.env,
+        )
+        proc.database = database
+        yield proc
+        proc.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_tables(request: pytest.FixtureRequest) -> None:
+    """The shared server holds no caches, so emptying its tables gives each test a fresh
+    store without the cost of a new process."""
+    if "server" in request.fixturenames:
+        empty_tables(request.getfixturevalue("server").database)
 
 
 @pytest.fixture(scope="session")

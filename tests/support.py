@@ -13,6 +13,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -30,6 +31,7 @@ class ServerProcess:
     grpc_address: str = ""
     http_url: str = ""
     stderr_path: Path | None = None
+    database: Any = None  # the tests.databases.Database it runs on, when a fixture made it
 
     def start(self, workdir: Path) -> ServerProcess:
         self.stderr_path = workdir / f"server-{os.getpid()}-{id(self)}.log"

@@ -145,20 +145,34 @@ def sqlite_path(database_url: str) -> str | None:
     return (path[1:] if path.startswith("/") else path) or ":memory:"
 
 
+def open_database(database_url: str, connections: int) -> pw.Database:
+    """SQLite in WAL mode, or PostgreSQL through a connection pool; any other playhouse.db_url
+    URL as given."""
+    if sqlite_path(database_url) is not None:
+        return connect(database_url, pragmas=SQLITE_PRAGMAS)
+    scheme, rest = database_url.split("://", 1)
+    if scheme in ("postgres", "postgresql"):
+        return connect(f"postgresql+pool://{rest}", max_connections=connections, stale_timeout=300)
+    return connect(database_url)
+
+
 class Store:
-    def __init__(self, database_url: str, secret_key: str | None) -> None:
+    def __init__(self, database_url: str, secret_key: str | None, connections: int = 16) -> None:
         path = sqlite_path(database_url)
         self.is_sqlite = path is not None
-        kwargs: dict[str, Any] = {"pragmas": SQLITE_PRAGMAS} if self.is_sqlite else {}
-        self.db: pw.Database = connect(database_url, **kwargs)
-        m.database.initialize(self.db)
+        # Resolve the key first: a missing key is the clearer error, before any connection.
         self._box = SecretBox(load_key(secret_key, path))
+        self.db: pw.Database = open_database(database_url, connections)
+        m.database.initialize(self.db)
 
     # -- lifecycle -----------------------------------------------------------------------
 
     def open(self) -> None:
         """Creates or migrates the schema, then proves the key opens the stored secrets."""
         with self._write():
+            if isinstance(self.db, pw.PostgresqlDatabase):
+                # Replicas starting together take turns creating and migrating the schema.
+                self.db.execute_sql("SELECT pg_advisory_xact_lock(8675309)")
             self.db.create_tables(m.TABLES_BY_VERSION[1], safe=True)
             row = m.SchemaVersion.select().first() or m.SchemaVersion.create(version=0)
             if row.version > SCHEMA_VERSION:
@@ -323,7 +337,7 @@ class Store:
             if busy_webhooks:
                 due = due.where(m.Delivery.webhook_id.not_in(list(busy_webhooks)))
             if not self.is_sqlite:
-                due = due.for_update("FOR UPDATE SKIP LOCKED")
+                due = due.for_update(skip_locked=True)
             ids = [row.id for row in due]
             if not ids:
                 return []
