@@ -1,0 +1,119 @@
+"""`python -m bench [--smoke] [--only NAME ...] [--out FILE]`.
+
+A full run writes docs/benchmarks.md and docs/benchmarks.png; `--smoke` runs every scenario
+with tiny counts and `--only` runs some, both writing to a temporary file unless `--out` is
+given, so docs/ only ever holds complete runs."""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+from bench import delivery, listing, load, machine, report, startup, unary
+from bench.common import Context, Settings, clean_environment
+from bench.procs import ROOT
+
+SCENARIOS: dict[str, Callable[[Context], None]] = {
+    "grpc": unary.grpc_unary,
+    "rest": unary.rest_unary,
+    "throughput": delivery.throughput,
+    "latency": delivery.latency,
+    "fanout": delivery.fanout,
+    "backlog": delivery.backlog,
+    "list": listing.list_scaling,
+    "memory": listing.memory_idle,
+    "startup": startup.startup,
+}
+DOCS = ROOT / "docs" / "benchmarks.md"
+
+
+def arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny counts, a second or so each")
+    parser.add_argument(
+        "--only", action="append", choices=sorted(SCENARIOS), help="run only these (repeatable)"
+    )
+    parser.add_argument("--out", type=Path, help="the Markdown file to write (PNG beside it)")
+    parser.add_argument("--runs", type=int, help="runs per figure (default 3; smoke 1)")
+    parser.add_argument("--load-procs", type=int, help="processes the unary load is split over")
+    parser.add_argument("--workdir", type=Path, help="keep databases and logs here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
+    clean_environment()
+    settings = Settings.smoke() if args.smoke else Settings()
+    if args.runs:
+        settings = replace(settings, runs=args.runs)
+    if args.load_procs:
+        settings = replace(settings, load_procs=args.load_procs)
+    names = args.only or list(SCENARIOS)
+    out = args.out
+    if out is None:
+        out = DOCS if not (args.smoke or args.only) else Path(tempfile.mkdtemp()) / "benchmarks.md"
+    mode = "smoke run: tiny counts, not a measurement" if args.smoke else "full run"
+    load_before = machine.load_average()
+    print(f"bench ({mode}) on {machine.description()}; load {load_before}", flush=True)
+
+    failures: list[str] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-") as scratch,
+        ProcessPoolExecutor(
+            max_workers=max(2, settings.load_procs),
+            mp_context=multiprocessing.get_context("spawn"),
+        ) as pool,
+    ):
+        workdir = args.workdir or Path(scratch)
+        workdir.mkdir(parents=True, exist_ok=True)
+        for future in [pool.submit(load.warm) for _ in range(max(2, settings.load_procs))]:
+            future.result()
+        ctx = Context(settings, pool, workdir)
+        for name in names:
+            print(f"[{name}]", flush=True)
+            started = time.perf_counter()
+            try:
+                SCENARIOS[name](ctx)
+            except Exception:
+                failures.append(name)
+                traceback.print_exc()
+                ctx.note("Errors", f"`{name}` failed: {traceback.format_exc(limit=2)!r}")
+            print(f"[{name}] {time.perf_counter() - started:.1f} s", flush=True)
+
+    rows = sorted(ctx.rows, key=lambda row: row.section.split(".")[0])
+    png = out.with_suffix(".png")
+    drawn = report.chart(rows, machine.description(), png)
+    if not drawn and not args.smoke:
+        print("matplotlib is missing: pip install -e '.[bench]'", file=sys.stderr)
+        return 1
+    command = "make bench" if out == DOCS else "python -m bench " + " ".join(argv or sys.argv[1:])
+    notes = {section: ctx.notes[section] for section in sorted(ctx.notes)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        report.markdown(
+            rows,
+            machine.description(),
+            load_before,
+            mode,
+            notes,
+            png.name if drawn else None,
+            command,
+        )
+    )
+    print(f"wrote {out}" + (f" and {png}" if drawn else ""), flush=True)
+    if failures:
+        print(f"scenarios that failed: {', '.join(failures)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

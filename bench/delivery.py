@@ -1,0 +1,259 @@
+"""Section 3: the delivery engine against a fast local receiver (its own process), beside a
+bare aiohttp POST loop (its own process) against the same receiver."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import grpc
+
+from bench import load
+from bench.common import Context, http_json, start_server, wait_idle
+from bench.machine import free_port, median, percentile, rss_mb, rss_samples
+from bench.procs import Child
+from bench.report import Row, Target
+
+DELIVERY = "3. Delivery"
+MEMORY = "5. Memory"
+ARRIVAL_TIMEOUT = 120.0
+
+
+def subscribe(address: str, url: str, count: int) -> None:
+    """`count` webhooks on `url`, subscribed to the event the bench publishes."""
+    from generated import webhooks_pb2 as pb
+    from generated import webhooks_pb2_grpc as pb_grpc
+
+    event = pb.WebhookEvent(
+        entity=pb.WebhookEntity.Value(load.EVENT[0]), action=pb.WebhookAction.Value(load.EVENT[1])
+    )
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.WebhookServiceStub(channel)
+        for i in range(count):
+            stub.createWebhook(
+                pb.CreateWebhook(name=f"hook-{i}", url=url, events=[event], secret=f"secret-{i}")
+            )
+
+
+def wait_arrivals(receiver: Child, count: int, timeout: float = ARRIVAL_TIMEOUT) -> dict:
+    """The receiver's counters once it has counted `count` POSTs."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        stats = http_json(receiver.http_url + "/stats")
+        if stats["count"] >= count:
+            return stats
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"the receiver counted {stats['count']} of {count} POSTs")
+        time.sleep(0.01)
+
+
+def reset(receiver: Child) -> None:
+    http_json(receiver.http_url + "/reset", "POST")
+
+
+def checked(burst: load.Burst, what: str) -> load.Burst:
+    if burst.errors:
+        raise RuntimeError(f"{what}: {burst.errors} errors, first: {burst.first_error}")
+    return burst
+
+
+def throughput(ctx: Context) -> None:
+    """(a) deliveries per second for a batch of events to 16 webhooks."""
+    s = ctx.settings
+    workdir = ctx.subdir("throughput")
+    receiver = Child.of("receiver", workdir)
+    server = start_server(workdir)
+    hook = receiver.http_url + load.HOOK_PATH
+    total = s.delivery_events * s.delivery_webhooks
+    ours: list[float] = []
+    ceiling: list[float] = []
+    publish_seconds: list[float] = []
+    try:
+        subscribe(server.grpc_address, hook, s.delivery_webhooks)
+        for _ in range(s.runs):
+            reset(receiver)
+            burst = checked(
+                ctx.run(
+                    load.publish_burst,
+                    server.grpc_address,
+                    s.delivery_events,
+                    s.publish_concurrency,
+                ),
+                "publishing",
+            )
+            stats = wait_arrivals(receiver, total)
+            ours.append(total / (stats["last"] - burst.started))
+            publish_seconds.append(burst.seconds)
+
+            reset(receiver)
+            burst = checked(ctx.run(load.post_burst, hook, total, s.concurrency), "bare loop")
+            stats = wait_arrivals(receiver, total)
+            ceiling.append(total / (stats["last"] - burst.started))
+    finally:
+        server.stop()
+        receiver.stop()
+    ctx.add(
+        Row(
+            DELIVERY,
+            f"(a) sustained deliveries, {s.delivery_webhooks} webhooks",
+            "deliveries/s",
+            ours,
+            ceiling,
+            "bare aiohttp POST loop",
+            Target("ratio>=", 0.5, ">= 50% of ceiling"),
+        )
+    )
+    ctx.note(
+        DELIVERY,
+        f"(a) {s.delivery_webhooks} signed webhooks on the receiver; {s.delivery_events} events "
+        f"published over gRPC by {s.publish_concurrency} concurrent callers in a load process "
+        f"({total} deliveries); the figure is deliveries / (the receiver's last arrival - the "
+        f"first publish). Publishing took a median {median(publish_seconds):.2f} s. Ceiling: "
+        f"{total} POSTs of the same body, {s.concurrency} in flight (the worker's limit), from "
+        "an aiohttp client process to the same receiver, timed the same way.",
+    )
+
+
+def latency(ctx: Context) -> None:
+    """(b) publish-to-first-attempt latency at a fixed event rate."""
+    s = ctx.settings
+    workdir = ctx.subdir("latency")
+    receiver = Child.of("receiver", workdir)
+    server = start_server(workdir)
+    hook = receiver.http_url + load.HOOK_PATH
+    count = max(1, round(s.latency_rate * s.latency_seconds))
+    ours: dict[int, list[float]] = {50: [], 99: []}
+    ceiling: dict[int, list[float]] = {50: [], 99: []}
+    try:
+        subscribe(server.grpc_address, hook, 1)
+        for _ in range(s.runs):
+            for fn, target, into in (
+                (load.publish_paced, server.grpc_address, ours),
+                (load.post_paced, hook, ceiling),
+            ):
+                reset(receiver)
+                checked(ctx.run(fn, target, s.latency_rate, s.latency_seconds), fn.__name__)
+                wait_arrivals(receiver, count)
+                latencies = http_json(receiver.http_url + "/stats?latencies=1")["latencies_ms"]
+                for q, values in into.items():
+                    values.append(percentile(latencies, q))
+    finally:
+        server.stop()
+        receiver.stop()
+    rate = f"{s.latency_rate:g} events/s"
+    ctx.add(
+        Row(
+            DELIVERY,
+            f"(b) publish to first attempt, p50 at {rate}",
+            "ms",
+            ours[50],
+            ceiling[50],
+            "bare POST loop",
+        )
+    )
+    ctx.add(
+        Row(
+            DELIVERY,
+            f"(b) publish to first attempt, p99 at {rate}",
+            "ms",
+            ours[99],
+            ceiling[99],
+            "bare POST loop",
+            Target("<=", 50.0, "<= 50 ms"),
+        )
+    )
+    ctx.note(
+        DELIVERY,
+        f"(b) One webhook; a load process publishes {rate} for {s.latency_seconds:g} s "
+        "(open loop: a call starts on schedule whether or not earlier ones returned), each "
+        "with its send time in an extra data field, `bench_sent`; the receiver takes "
+        "arrival - sent for every POST. Ceiling: the bare POST loop at the same rate with the "
+        "same field, so the ceiling is the receiver and client's own latency.",
+    )
+
+
+def fanout(ctx: Context) -> None:
+    """(c) one event to many webhooks: time until all have arrived."""
+    s = ctx.settings
+    workdir = ctx.subdir("fanout")
+    receiver = Child.of("receiver", workdir)
+    server = start_server(workdir)
+    hook = receiver.http_url + load.HOOK_PATH
+    ours: list[float] = []
+    ceiling: list[float] = []
+    try:
+        subscribe(server.grpc_address, hook, s.fanout_webhooks)
+        for _ in range(s.runs):
+            reset(receiver)
+            burst = checked(ctx.run(load.publish_burst, server.grpc_address, 1, 1), "publishing")
+            ours.append(wait_arrivals(receiver, s.fanout_webhooks)["last"] - burst.started)
+            reset(receiver)
+            burst = checked(
+                ctx.run(load.post_burst, hook, s.fanout_webhooks, s.concurrency), "bare loop"
+            )
+            ceiling.append(wait_arrivals(receiver, s.fanout_webhooks)["last"] - burst.started)
+    finally:
+        server.stop()
+        receiver.stop()
+    ctx.add(
+        Row(
+            DELIVERY,
+            f"(c) one event to {s.fanout_webhooks:,} webhooks, all arrived",
+            "s",
+            ours,
+            ceiling,
+            "bare POST loop",
+            Target("<=", 2.0, "<= 2 s"),
+        )
+    )
+    ctx.note(
+        DELIVERY,
+        f"(c) {s.fanout_webhooks:,} signed webhooks on the receiver; time from the publish "
+        "call to the receiver's last arrival. Ceiling: as many bare POSTs, "
+        f"{s.concurrency} in flight.",
+    )
+
+
+def pending_counts(database: Path) -> dict[int, int]:
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        return dict(db.execute("SELECT status, COUNT(*) FROM deliveries GROUP BY status"))
+
+
+def backlog(ctx: Context) -> None:
+    """(d) memory with a large backlog of pending deliveries to a dead receiver."""
+    s = ctx.settings
+    workdir = ctx.subdir("backlog")
+    database = workdir / "webhooks.db"
+    # A long retry schedule keeps every delivery PENDING after its first, refused attempt.
+    server = start_server(workdir, "--retry-schedule", "36000", database=database)
+    dead = f"http://127.0.0.1:{free_port()}{load.HOOK_PATH}"
+    total = s.backlog_webhooks * s.backlog_events
+    try:
+        subscribe(server.grpc_address, dead, s.backlog_webhooks)
+        checked(
+            ctx.run(
+                load.publish_burst, server.grpc_address, s.backlog_events, s.publish_concurrency
+            ),
+            "publishing",
+        )
+        waited = wait_idle(server.pid, s.settle_timeout)
+        samples = rss_samples(server.pid)
+        peak = rss_mb(server.pid, "VmHWM")
+        counts = pending_counts(database)
+    finally:
+        server.stop()
+    reference = ctx.reference_rss()
+    name = f"RSS with {total:,} pending deliveries to a dead receiver"
+    target = Target("<=", 300.0, "< 300 MB")
+    ctx.add(Row(DELIVERY, f"(d) {name}", "MB", samples, [reference], "no-op gRPC server", target))
+    ctx.add(Row(MEMORY, name, "MB", samples, [reference], "no-op gRPC server", target))
+    pending = counts.get(1, 0)
+    ctx.note(
+        DELIVERY,
+        f"(d) {s.backlog_webhooks} webhooks on a loopback port nothing listens on, "
+        f"{s.backlog_events:,} events published by {s.publish_concurrency} concurrent callers: "
+        f"{total:,} deliveries, retry schedule 36000 s. RSS (VmRSS) sampled 3 times once the "
+        f"server's CPU went idle ({waited:.0f} s after publishing); {pending:,} deliveries "
+        f"were PENDING in the database then, and the peak RSS (VmHWM) was {peak:.0f} MB.",
+    )

@@ -1,0 +1,126 @@
+"""Sections 1 and 2: unary calls at 64 in flight, over gRPC and through the JSON shim,
+against the real server and against do-nothing counterparts that answer a constant."""
+
+from __future__ import annotations
+
+import grpc
+
+from bench import load
+from bench.common import Context, start_server
+from bench.procs import Child
+from bench.report import Row, Target
+
+GRPC = "1. gRPC"
+REST = "2. REST"
+HALF = Target("ratio>=", 0.5, ">= 50% of ceiling")
+
+
+def seed(address: str, count: int) -> list[str]:
+    """`count` webhooks, each with a secret as most real ones have, made before measuring."""
+    from generated import webhooks_pb2 as pb
+    from generated import webhooks_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.WebhookServiceStub(channel)
+        return [
+            stub.createWebhook(
+                pb.CreateWebhook(
+                    name=f"seed-{i}",
+                    url=load.CREATE_URL,
+                    events=[pb.WebhookEvent(entity=pb.MODEL_VERSION, action=pb.CREATED)],
+                    description="a webhook of the size the bench creates",
+                    secret=f"secret-{i}",
+                )
+            ).webhook.webhook_id
+            for i in range(count)
+        ]
+
+
+def grpc_unary(ctx: Context) -> None:
+    s = ctx.settings
+    workdir = ctx.subdir("grpc")
+    server = start_server(workdir)
+    noop = Child.of("noop-grpc", workdir)
+    try:
+        ids = seed(server.grpc_address, s.seed_webhooks)
+        for method in ("getWebhook", "createWebhook", "listWebhooks", "updateWebhook"):
+            ours: list[float] = []
+            ceiling: list[float] = []
+            for run in range(s.runs):
+                # Alternate the order so drifting machine noise hits both sides alike.
+                pair = [(server, ours), (noop, ceiling)]
+                for child, into in pair if run % 2 == 0 else reversed(pair):
+                    into.append(ctx.rate(load.grpc_unary, child.grpc_address, method, ids))
+            page = " (100 per page)" if method == "listWebhooks" else ""
+            ctx.add(
+                Row(
+                    GRPC,
+                    f"{method}{page}",
+                    "calls/s",
+                    ours,
+                    ceiling,
+                    "no-op grpc.aio",
+                    HALF if method == "getWebhook" else None,
+                )
+            )
+    finally:
+        server.stop()
+        noop.stop()
+    ctx.note(
+        GRPC,
+        f"{s.concurrency} calls in flight from {s.load_procs} grpc.aio load process(es) over "
+        f"one channel each; {s.warmup:g} s warm-up, then completed calls counted over "
+        f"{s.seconds:g} s; {s.runs} runs, server and ceiling alternating.",
+    )
+    ctx.note(
+        GRPC,
+        f"The server runs on a fresh SQLite file with {s.seed_webhooks} webhooks, each with a "
+        "secret; getWebhook and updateWebhook cycle through them, createWebhook adds new ones, "
+        "listWebhooks reads the first page of 100.",
+    )
+    ctx.note(
+        GRPC,
+        "Ceiling: the same generated WebhookService in a grpc.aio server of its own that "
+        "answers prebuilt responses of the same shape (one webhook; 100 for listWebhooks).",
+    )
+
+
+def rest_unary(ctx: Context) -> None:
+    s = ctx.settings
+    workdir = ctx.subdir("rest")
+    server = start_server(workdir)
+    bare = Child.of("bare-http", workdir)
+    try:
+        ids = seed(server.grpc_address, s.seed_webhooks)
+        for method, name in (("get", "GET one webhook"), ("create", "POST a webhook")):
+            ours: list[float] = []
+            ceiling: list[float] = []
+            for run in range(s.runs):
+                pair = [(server, ours), (bare, ceiling)]
+                for child, into in pair if run % 2 == 0 else reversed(pair):
+                    into.append(ctx.rate(load.http_unary, child.http_url, method, ids))
+            ctx.add(
+                Row(
+                    REST,
+                    name,
+                    "req/s",
+                    ours,
+                    ceiling,
+                    "bare aiohttp",
+                    HALF if method == "get" else None,
+                )
+            )
+    finally:
+        server.stop()
+        bare.stop()
+    ctx.note(
+        REST,
+        f"`GET /api/2.0/mlflow/webhooks/{{id}}` and `POST /api/2.0/mlflow/webhooks` at "
+        f"{s.concurrency} in flight from aiohttp client process(es) ({s.load_procs}) over "
+        "keep-alive connections; windows and runs as in section 1.",
+    )
+    ctx.note(
+        REST,
+        "Ceiling: a bare aiohttp handler on the same paths, in a process of its own, answering "
+        "the JSON body of one webhook (and reading the POST body).",
+    )
