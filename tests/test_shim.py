@@ -11,10 +11,10 @@ from typing import Any
 import aiohttp
 import grpc
 import pytest
-from google.protobuf import descriptor_pool
 
 from generated import databricks_pb2, webhook_delivery_pb2, webhooks_pb2, webhooks_pb2_grpc
 from generated import webhooks_pb2 as pb
+from server.errors import Code
 from server.shim import mapping
 from tests.conftest import PERMISSIVE
 from tests.support import ServerProcess, run_server
@@ -373,12 +373,14 @@ async def test_openapi_covers_every_route(http):
     status, doc, _ = await send(http, "GET", "/openapi.json")
     assert status == 200
     assert doc["openapi"].startswith("3.")
-    service = descriptor_pool.Default().FindServiceByName("mlflow.WebhookService")
-    for rpc in service.methods:
-        for endpoint in rpc.GetOptions().Extensions[databricks_pb2.rpc].endpoints:
-            operation = doc["paths"][f"/api/2.0{endpoint.path}"][endpoint.method.lower()]
-            assert operation["operationId"] == rpc.name
-            assert "200" in operation["responses"] and "default" in operation["responses"]
+    for proto in (webhooks_pb2, webhook_delivery_pb2):
+        for service in proto.DESCRIPTOR.services_by_name.values():
+            for rpc in service.methods:
+                for endpoint in rpc.GetOptions().Extensions[databricks_pb2.rpc].endpoints:
+                    path = doc["paths"][f"/api/{endpoint.since.major}.0{endpoint.path}"]
+                    operation = path[endpoint.method.lower()]
+                    assert operation["operationId"] == rpc.name
+                    assert {"200", "default"} <= set(operation["responses"])
     get_one = doc["paths"]["/api/2.0/mlflow/webhooks/{webhook_id}"]["get"]
     assert {"name": "webhook_id", "in": "path", "required": True} | {
         "schema": {"type": "string"}
@@ -420,3 +422,31 @@ def test_query_fields_repeated_and_nested():
     )
     # The first value of a singular field counts, as in MLflow's server.
     assert repeated == {"delivery_ids": ["a", "b"], "event_id": "e"}
+
+
+def test_every_error_code_has_an_http_form():
+    """A new server.errors.Code needs no shim change: every gRPC status name is mapped."""
+    names = {code.name for code in grpc.StatusCode if code != grpc.StatusCode.OK}
+    assert set(mapping.BY_GRPC_STATUS) == names
+    assert {code.value for code in Code} <= names
+
+
+async def test_max_request_bytes_from_the_environment(workdir):
+    server = run_server(
+        workdir,
+        *PERMISSIVE,
+        "--database-url",
+        f"sqlite:///{workdir}/webhooks.db",
+        env={"WEBHOOKS_MAX_REQUEST_BYTES": "2000"},
+    )
+    try:
+        async with aiohttp.ClientSession(server.http_url) as http:
+            status, reply, _ = await send(http, "POST", API, data=with_field(description="d" * 900))
+            assert status == 200, reply
+            status, reply, _ = await send(
+                http, "POST", API, data=with_field(secret="s" * 1000, description="d" * 1000)
+            )
+            assert (status, reply["error_code"]) == (413, "RESOURCE_EXHAUSTED")
+            assert "2000 bytes" in reply["message"]
+    finally:
+        server.stop()

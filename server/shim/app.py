@@ -57,6 +57,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except Failure as failure:
+        if failure.status >= 500:
+            log.error("%s %s: %s", request.method, request.path, failure.message)
         return _failure_response(failure)
     except web.HTTPException as e:
         if e.status < 400:
