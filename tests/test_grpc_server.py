@@ -233,65 +233,77 @@ async def test_list_huge_timestamp_in_page_token(stub: pb_grpc.WebhookServiceStu
     assert e.code() == INVALID
 
 
-async def test_list_max_results_default_and_limits(workdir: Path) -> None:
-    async with dedicated(workdir) as (_, stub, _):
-        empty = await stub.listWebhooks(pb.ListWebhooks())
-        assert list(empty.webhooks) == []
-        assert not empty.HasField("next_page_token")
-        made = await asyncio.gather(*(create(stub, name=f"h{i}") for i in range(101)))
-        unset = await stub.listWebhooks(pb.ListWebhooks())
-        assert len(unset.webhooks) == 100
-        assert unset.HasField("next_page_token")
-        zero = await stub.listWebhooks(pb.ListWebhooks(max_results=0))
-        assert len(zero.webhooks) == 100
-        assert zero.HasField("next_page_token")
-        rest = await stub.listWebhooks(pb.ListWebhooks(page_token=zero.next_page_token))
-        assert len(rest.webhooks) == 1
-        assert not rest.HasField("next_page_token")
-        everything = await stub.listWebhooks(pb.ListWebhooks(max_results=1000))
-        assert len(everything.webhooks) == 101
-        assert not everything.HasField("next_page_token")
-        assert {w.webhook_id for w in everything.webhooks} == {h.webhook_id for h in made}
-        one = await stub.listWebhooks(pb.ListWebhooks(max_results=1))
-        assert len(one.webhooks) == 1
-        assert one.webhooks[0] == everything.webhooks[0]
+async def all_ids(stub: pb_grpc.WebhookServiceStub) -> list[str]:
+    ids: list[str] = []
+    token = ""
+    while True:
+        page = await stub.listWebhooks(pb.ListWebhooks(max_results=1000, page_token=token))
+        ids.extend(w.webhook_id for w in page.webhooks)
+        if not page.HasField("next_page_token"):
+            return ids
+        token = page.next_page_token
 
 
-async def test_pages_neither_skip_nor_repeat_under_changes(workdir: Path) -> None:
-    async with dedicated(workdir) as (_, stub, _):
-        initial = [(await create(stub, name=f"p{i}")).webhook_id for i in range(14)]
-        throughout = set(initial)
-        deleted_unseen: set[str] = set()
-        seen: list[str] = []
-        token = ""
-        pages = 0
-        while True:
-            page = await stub.listWebhooks(pb.ListWebhooks(max_results=3, page_token=token))
-            pages += 1
-            assert len(page.webhooks) <= 3
-            seen.extend(w.webhook_id for w in page.webhooks)
-            if not page.HasField("next_page_token"):
-                assert page.next_page_token == ""
-                break
-            assert len(page.webhooks) == 3
-            token = page.next_page_token
-            # Between pages: a new webhook, one not yet seen deleted, one seen deleted.
-            await create(stub, name=f"new{pages}")
-            not_yet = [i for i in initial if i not in seen and i in throughout]
-            if len(not_yet) > 1:
-                victim = not_yet[len(not_yet) // 2]
-                await stub.deleteWebhook(pb.DeleteWebhook(webhook_id=victim))
-                throughout.discard(victim)
-                deleted_unseen.add(victim)
-            already = [i for i in seen if i in throughout]
-            if already and pages % 2:
-                await stub.deleteWebhook(pb.DeleteWebhook(webhook_id=already[0]))
-                throughout.discard(already[0])
-            assert pages < 50
-        assert len(seen) == len(set(seen)), "a webhook was repeated"
-        assert throughout <= set(seen), "a webhook that existed throughout was skipped"
-        assert not deleted_unseen & set(seen), "a webhook deleted before its page was listed"
-        assert deleted_unseen, "the test deleted nothing unseen"
+async def test_list_max_results_default_and_limits(stub: pb_grpc.WebhookServiceStub) -> None:
+    made = await asyncio.gather(*(create(stub, name=f"h{i}") for i in range(101)))
+    every = await all_ids(stub)
+    assert {h.webhook_id for h in made} <= set(every)
+    assert len(every) == len(set(every))
+    unset = await stub.listWebhooks(pb.ListWebhooks())
+    assert len(unset.webhooks) == 100
+    assert unset.HasField("next_page_token")
+    zero = await stub.listWebhooks(pb.ListWebhooks(max_results=0))
+    assert len(zero.webhooks) == 100
+    assert zero.HasField("next_page_token")
+    assert [w.webhook_id for w in zero.webhooks] == every[:100]
+    rest = await stub.listWebhooks(
+        pb.ListWebhooks(max_results=1000, page_token=zero.next_page_token)
+    )
+    assert [w.webhook_id for w in rest.webhooks] == every[100:1100]
+    thousand = await stub.listWebhooks(pb.ListWebhooks(max_results=1000))
+    assert len(thousand.webhooks) == min(len(every), 1000)
+    assert thousand.HasField("next_page_token") == (len(every) > 1000)
+    one = await stub.listWebhooks(pb.ListWebhooks(max_results=1))
+    assert [w.webhook_id for w in one.webhooks] == every[:1]
+    assert one.HasField("next_page_token")
+
+
+async def test_pages_neither_skip_nor_repeat_under_changes(
+    stub: pb_grpc.WebhookServiceStub,
+) -> None:
+    initial = [(await create(stub, name=f"p{i}")).webhook_id for i in range(14)]
+    throughout = set(initial)
+    deleted_unseen: set[str] = set()
+    seen: list[str] = []
+    token = ""
+    pages = 0
+    while True:
+        page = await stub.listWebhooks(pb.ListWebhooks(max_results=3, page_token=token))
+        pages += 1
+        assert len(page.webhooks) <= 3
+        seen.extend(w.webhook_id for w in page.webhooks)
+        if not page.HasField("next_page_token"):
+            assert page.next_page_token == ""
+            break
+        assert len(page.webhooks) == 3
+        token = page.next_page_token
+        # Between pages: a new webhook, one not yet seen deleted, one seen deleted.
+        await create(stub, name=f"new{pages}")
+        not_yet = [i for i in initial if i not in seen and i in throughout]
+        if len(not_yet) > 1:
+            victim = not_yet[len(not_yet) // 2]
+            await stub.deleteWebhook(pb.DeleteWebhook(webhook_id=victim))
+            throughout.discard(victim)
+            deleted_unseen.add(victim)
+        already = [i for i in seen if i in throughout]
+        if already and pages % 2:
+            await stub.deleteWebhook(pb.DeleteWebhook(webhook_id=already[0]))
+            throughout.discard(already[0])
+        assert pages < 50
+    assert len(seen) == len(set(seen)), "a webhook was repeated"
+    assert throughout <= set(seen), "a webhook that existed throughout was skipped"
+    assert not deleted_unseen & set(seen), "a webhook deleted before its page was listed"
+    assert deleted_unseen, "the test deleted nothing unseen"
 
 
 # -- update ----------------------------------------------------------------------------
@@ -527,7 +539,10 @@ async def test_port_lines_printed_and_serving_at_once(workdir: Path) -> None:
         assert answer.status == health_pb2.HealthCheckResponse.SERVING
         with socket.create_connection(("127.0.0.1", int(proc.http_url.rsplit(":", 1)[1])), 5):
             pass
-        assert (await stub.listWebhooks(pb.ListWebhooks())).webhooks is not None
+        # A new database lists nothing, and says there is no next page.
+        empty = await stub.listWebhooks(pb.ListWebhooks())
+        assert list(empty.webhooks) == []
+        assert not empty.HasField("next_page_token")
 
 
 async def test_sigterm_drains_and_exits_0(workdir: Path) -> None:
