@@ -65,7 +65,8 @@ def test_node_client_suite(tmp_path: Path) -> None:
             # Nothing listens on port 9: deliveries fail fast, which these tests do not mind.
             "WEBHOOKS_TEST_URL": "http://127.0.0.1:9/hook",
         }
-        env.pop("WEBHOOKS_AUTH_TOKEN", None)
+        for inherited in ("WEBHOOKS_AUTH_TOKEN", "WEBHOOKS_CACERT"):
+            env.pop(inherited, None)
         result = subprocess.run(
             [node, "--test"],
             cwd=NODE_DIR,

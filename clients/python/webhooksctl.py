@@ -404,10 +404,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WebhooksError as e:
         print(f"{PROG}: {e.code.name}: {e.message}", file=sys.stderr)
         return 1
-    if args.json:
-        print(json.dumps(data, indent=2))
-    elif text:
-        print(text)
+    try:
+        if args.json:
+            print(json.dumps(data, indent=2), flush=True)
+        elif text:
+            print(text, flush=True)
+    except BrokenPipeError:
+        # The reader (`| head`) left early: the call itself succeeded. Point stdout at
+        # /dev/null so that the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -1,7 +1,9 @@
 'use strict';
 // Runs against a server that is already up (tests/test_node_client.py starts one):
-// WEBHOOKS_ADDRESS is its gRPC HOST:PORT, WEBHOOKS_TEST_URL a URL it accepts for a webhook.
+// WEBHOOKS_ADDRESS is its gRPC HOST:PORT, WEBHOOKS_TEST_URL a URL it accepts for a webhook;
+// WEBHOOKS_AUTH_TOKEN and WEBHOOKS_CACERT (a PEM file: TLS) as webhooksctl takes them.
 
+const fs = require('node:fs');
 const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { WebhooksClient, WebhooksError, parseEvent, eventName, grpcStatus } = require('..');
@@ -10,6 +12,7 @@ const address = process.env.WEBHOOKS_ADDRESS || '127.0.0.1:50051';
 const hookUrl = process.env.WEBHOOKS_TEST_URL || 'http://127.0.0.1:9/hook';
 const client = new WebhooksClient(address, {
   token: process.env.WEBHOOKS_AUTH_TOKEN || undefined,
+  rootCertificates: process.env.WEBHOOKS_CACERT ? fs.readFileSync(process.env.WEBHOOKS_CACERT) : undefined,
   timeoutMs: 10000,
 });
 after(() => client.close());
