@@ -1,0 +1,28 @@
+"""`python -m bench --smoke` runs every scenario with tiny counts, so the bench cannot rot."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTIONS = ("1. gRPC", "2. REST", "3. Delivery", "4. List scaling", "5. Memory", "6. Start-up")
+
+
+def test_bench_smoke(tmp_path):
+    out = tmp_path / "benchmarks.md"
+    docs = ROOT / "docs" / "benchmarks.md"
+    before = docs.read_text() if docs.exists() else None
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = out.read_text()
+    for section in SECTIONS:
+        assert f"| {section} |" in text, text
+    assert "## Errors" not in text, text
+    # A smoke run never touches the committed report.
+    assert (docs.read_text() if docs.exists() else None) == before
