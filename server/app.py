@@ -101,6 +101,11 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        # A second signal while draining changes nothing, and must not kill the process once
+        # asyncio has put the default handlers back on its way out.
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
 
     log.info("draining")
     draining = True

@@ -94,6 +94,9 @@ class Supervisor:
             loop.add_signal_handler(sig, stop.set)
         watchers = [asyncio.create_task(self._watch(s, config)) for s in self._procs]
         await stop.wait()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)
         await self._stop()
         for watcher in watchers:
             watcher.cancel()
