@@ -20,6 +20,8 @@ def test_defaults_with_nothing_set() -> None:
     assert config.retry_schedule == (5, 300, 1800, 7200, 18000, 36000, 36000)
     assert config.delivery_timeout == 15.0
     assert config.secret_key is None
+    assert config.max_request_bytes == 1024 * 1024
+    assert config.workers == 1
 
 
 def test_every_flag() -> None:
@@ -38,6 +40,10 @@ def test_every_flag() -> None:
             "1,2.5,10",
             "--delivery-timeout",
             "0.5",
+            "--max-request-bytes",
+            "2048",
+            "--workers",
+            "3",
         ],
         {},
     )
@@ -48,6 +54,8 @@ def test_every_flag() -> None:
     assert config.allow_private_urls is True
     assert config.retry_schedule == (1.0, 2.5, 10.0)
     assert config.delivery_timeout == 0.5
+    assert config.max_request_bytes == 2048
+    assert config.workers == 3
 
 
 ENV = {
@@ -59,6 +67,8 @@ ENV = {
     "WEBHOOKS_RETRY_SCHEDULE": "3,4",
     "WEBHOOKS_DELIVERY_TIMEOUT": "7",
     "WEBHOOKS_SECRET_KEY": "a-key-from-the-environment",
+    "WEBHOOKS_MAX_REQUEST_BYTES": "4096",
+    "WEBHOOKS_WORKERS": "2",
 }
 
 
@@ -72,6 +82,8 @@ def test_environment_fallbacks() -> None:
     assert config.retry_schedule == (3.0, 4.0)
     assert config.delivery_timeout == 7.0
     assert config.secret_key == "a-key-from-the-environment"
+    assert config.max_request_bytes == 4096
+    assert config.workers == 2
 
 
 def test_flags_win_over_environment() -> None:
@@ -89,6 +101,10 @@ def test_flags_win_over_environment() -> None:
             "9",
             "--delivery-timeout",
             "1.5",
+            "--max-request-bytes",
+            "100",
+            "--workers",
+            "4",
         ],
         ENV,
     )
@@ -98,6 +114,8 @@ def test_flags_win_over_environment() -> None:
     assert config.allowed_schemes == ("https",)
     assert config.retry_schedule == (9.0,)
     assert config.delivery_timeout == 1.5
+    assert config.max_request_bytes == 100
+    assert config.workers == 4
 
 
 def test_environment_is_read_from_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,7 +173,20 @@ def test_empty_secret_key_is_none() -> None:
         ("--delivery-timeout", "fast"),
         ("--delivery-timeout", ""),
         ("--delivery-timeout", "nan"),
+        ("--delivery-timeout", "inf"),
         ("--retry-schedule", "5,nan"),
+        ("--retry-schedule", "inf"),
+        ("--max-request-bytes", "0"),
+        ("--max-request-bytes", "-5"),
+        ("--max-request-bytes", "1.5"),
+        ("--max-request-bytes", "lots"),
+        ("--max-request-bytes", "\u00b2"),
+        ("--workers", "0"),
+        ("--workers", "two"),
+        ("--workers", ""),
+        ("--workers", "\u00b2"),
+        ("--grpc-address", "127.0.0.1:\u00b2"),
+        ("--http-address", "127.0.0.1:\u00b9\u00b2"),
     ],
 )
 def test_bad_flag_value_names_the_flag(flag: str, value: str) -> None:
@@ -174,6 +205,8 @@ def test_bad_flag_value_names_the_flag(flag: str, value: str) -> None:
         ("WEBHOOKS_ALLOWED_SCHEMES", "--allowed-schemes", "gopher"),
         ("WEBHOOKS_RETRY_SCHEDULE", "--retry-schedule", "x"),
         ("WEBHOOKS_DELIVERY_TIMEOUT", "--delivery-timeout", "-1"),
+        ("WEBHOOKS_MAX_REQUEST_BYTES", "--max-request-bytes", "0"),
+        ("WEBHOOKS_WORKERS", "--workers", "none"),
     ],
 )
 def test_bad_environment_value_names_the_flag(env_name: str, flag: str, value: str) -> None:
@@ -208,6 +241,8 @@ def test_help_names_each_environment_variable(capsys: pytest.CaptureFixture[str]
         "WEBHOOKS_ALLOW_PRIVATE_URLS",
         "WEBHOOKS_RETRY_SCHEDULE",
         "WEBHOOKS_DELIVERY_TIMEOUT",
+        "WEBHOOKS_MAX_REQUEST_BYTES",
+        "WEBHOOKS_WORKERS",
     ]:
         assert name in out
 

@@ -597,6 +597,8 @@ BAD_FLAGS = {
     "unknown-flag": (["--no-such-flag"], "--no-such-flag"),
     "bad-timeout": (["--delivery-timeout", "0"], "--delivery-timeout"),
     "bad-address": (["--grpc-address", "nowhere"], "--grpc-address"),
+    # str.isdigit() is true for "\u00b2", int() refuses it: a ConfigError, not a traceback.
+    "superscript-workers": (["--workers", "\u00b2"], "--workers"),
 }
 
 

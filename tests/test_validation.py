@@ -382,6 +382,14 @@ def test_public_addresses_allowed(address: str) -> None:
         "http://169.254.169.254/latest/meta-data/",
         "http://[::ffff:127.0.0.1]/",
         "http://0.0.0.0/",
+        "http://LOCALHOST/",
+        # Other spellings of 127.0.0.1 that resolvers accept.
+        "http://2130706433/",
+        "http://0x7f.1/",
+        "http://127.1/",
+        "http://017700000001/",
+        "http://[::ffff:7f00:1]/",
+        "http://[fe80::1%25eth0]/",
     ],
 )
 async def test_url_refuses_private_hosts(url: str) -> None:
