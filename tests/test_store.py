@@ -460,3 +460,13 @@ def test_tables_exist(db: Path) -> None:
         pass
     names = {n for (n,) in raw(db, "SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"webhooks", "webhook_events"} <= names
+
+
+@pytest.mark.parametrize("content", [b"", b"not a key\n"])
+def test_corrupt_key_file_is_a_clear_error_naming_it(db: Path, content: bytes) -> None:
+    key_file = Path(f"{db}.key")
+    key_file.write_bytes(content)
+    with pytest.raises(SecretKeyError) as e:
+        Store(url_of(db), None)
+    # The operator set no WEBHOOKS_SECRET_KEY: the message must point at the file.
+    assert str(key_file) in str(e.value)
