@@ -430,3 +430,41 @@ async def test_private_addresses_refused_at_create_and_at_send(
     # Nothing more arrived: the literal got only the first test, the name none.
     assert len([r for r in receiver.received if r.path == literal_path]) == 1
     assert not [r for r in receiver.received if r.path == name_path]
+
+
+# -- the delivery log ------------------------------------------------------------------
+
+
+async def test_test_is_recorded_in_the_delivery_log(
+    stub: pb_grpc.WebhookServiceStub, channel: grpc.aio.Channel, receiver: Receiver
+) -> None:
+    from generated import webhook_delivery_pb2 as dpb
+    from generated import webhook_delivery_pb2_grpc as dpb_grpc
+
+    deliveries = dpb_grpc.WebhookDeliveryServiceStub(channel)
+    path = unique("ok")
+    wid, _ = await make(stub, receiver.url + path, secret="logged")
+    assert (await send_test(stub, wid)).success
+    failing, _ = await make(stub, f"{receiver.url}/status/500")
+    assert not (await send_test(stub, failing)).success
+    (got,) = await arrivals(receiver, path)
+
+    listed = await deliveries.listDeliveries(dpb.ListDeliveries(webhook_id=wid))
+    (logged,) = listed.deliveries
+    assert logged.test is True
+    assert logged.webhook_id == wid
+    assert logged.status == dpb.SUCCEEDED
+    # The id the receiver saw is the delivery's id.
+    assert logged.delivery_id == lower(got.headers)["x-mlflow-delivery-id"]
+    assert logged.event == ev()
+    full = (await deliveries.getDelivery(dpb.GetDelivery(delivery_id=logged.delivery_id))).delivery
+    (attempt,) = full.attempts
+    assert attempt.number == 1
+    assert attempt.response_status == 200
+    assert attempt.response_body == "ok"
+
+    (failed,) = (await deliveries.listDeliveries(dpb.ListDeliveries(webhook_id=failing))).deliveries
+    assert failed.test is True
+    # A test is sent once: a failure is final, nothing is scheduled.
+    assert failed.status == dpb.FAILED
+    assert not failed.HasField("next_attempt_timestamp")
