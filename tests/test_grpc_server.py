@@ -417,6 +417,53 @@ async def test_update_errors(stub: pb_grpc.WebhookServiceStub) -> None:
     assert e.details() == f"Webhook with ID {missing} not found."
 
 
+# -- concurrent changes ----------------------------------------------------------------
+
+
+async def test_concurrent_partial_updates_all_apply(stub: pb_grpc.WebhookServiceStub) -> None:
+    """Five callers change five different fields of one webhook at once: each change is kept
+    (no update works from a stale copy), and every update gets its own later timestamp."""
+    for _ in range(8):
+        hook = await create(stub, name="raced", url="https://example.com/a")
+        wid = hook.webhook_id
+        results = await asyncio.gather(
+            update(stub, wid, name="renamed"),
+            update(stub, wid, description="described"),
+            update(stub, wid, url="https://example.com/b"),
+            update(stub, wid, status=pb.DISABLED),
+            update(stub, wid, events=[ev(pb.PROMPT, pb.CREATED)]),
+        )
+        got = (await stub.getWebhook(pb.GetWebhook(webhook_id=wid))).webhook
+        assert (got.name, got.description, got.url, got.status, list(got.events)) == (
+            "renamed",
+            "described",
+            "https://example.com/b",
+            pb.DISABLED,
+            [ev(pb.PROMPT, pb.CREATED)],
+        )
+        stamps = sorted(r.last_updated_timestamp for r in results)
+        assert len(set(stamps)) == len(stamps)
+        assert got.last_updated_timestamp == stamps[-1]
+
+
+async def test_update_racing_delete_is_ok_or_not_found(stub: pb_grpc.WebhookServiceStub) -> None:
+    """An update that loses a race with a delete is NOT_FOUND, never INTERNAL."""
+    for _ in range(8):
+        wid = (await create(stub, name="raced")).webhook_id
+        outcomes = await asyncio.gather(
+            update(stub, wid, events=[ev(pb.PROMPT, pb.CREATED)], name="late"),
+            stub.deleteWebhook(pb.DeleteWebhook(webhook_id=wid)),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, grpc.aio.AioRpcError):
+                assert outcome.code() == NOT_FOUND, outcome.details()
+            else:
+                assert not isinstance(outcome, BaseException), outcome
+        e = await rpc_error(stub.getWebhook(pb.GetWebhook(webhook_id=wid)))
+        assert e.code() == NOT_FOUND
+
+
 # -- delete ----------------------------------------------------------------------------
 
 
