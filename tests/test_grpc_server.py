@@ -604,6 +604,25 @@ async def test_sigterm_drains_and_exits_0(workdir: Path) -> None:
         assert got.webhook == hook
 
 
+async def test_sigterm_lets_an_in_flight_call_finish(workdir: Path, receiver: Receiver) -> None:
+    path = f"/slow/{uuid.uuid4().hex}"
+    async with dedicated(workdir, "--delivery-timeout", "2") as (proc, stub, _):
+        hook = await create(stub, url=receiver.url + path)
+        call = asyncio.ensure_future(stub.testWebhook(pb.TestWebhook(webhook_id=hook.webhook_id)))
+        async with receiver.arrived:
+            await asyncio.wait_for(
+                receiver.arrived.wait_for(lambda: any(r.path == path for r in receiver.received)),
+                10,
+            )
+        assert proc.proc is not None
+        proc.proc.send_signal(signal.SIGTERM)
+        # The call in flight when the signal came is answered, not cut off.
+        result = (await asyncio.wait_for(call, 15)).result
+        assert result.success is False
+        assert "timed out" in result.error_message
+        assert await asyncio.to_thread(proc.stop, signal.SIGTERM, 30.0) == 0
+
+
 async def test_sigint_exits_0(workdir: Path) -> None:
     async with dedicated(workdir) as (proc, stub, _):
         await create(stub, name="interrupted")

@@ -418,6 +418,11 @@ async def test_private_addresses_refused_at_create_and_at_send(
             assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert "non-public address" in e.value.details()
             assert "--allow-private-urls" in e.value.details()
+        # Without private URLs a name must resolve: one that cannot is refused, saying so.
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            await make(stub, "https://no-such-host.invalid/hook")
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "does not resolve" in e.value.details()
         with pytest.raises(grpc.aio.AioRpcError) as e:
             await stub.updateWebhook(pb.UpdateWebhook(webhook_id=literal, url=f"{receiver.url}/x"))
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
