@@ -7,7 +7,9 @@ import asyncio
 import logging
 import signal
 import socket
+import ssl
 import sys
+from pathlib import Path
 
 import grpc
 from aiohttp import web
@@ -20,10 +22,11 @@ from generated import (
     webhooks_pb2,
     webhooks_pb2_grpc,
 )
+from server import auth, observe
 from server.config import Config
 from server.core import WebhookCore
 from server.delivery.sender import Sender
-from server.rpc import DeliveryServicer, ErrorInterceptor, WebhookServicer
+from server.rpc import CallInterceptor, DeliveryServicer, WebhookServicer
 from server.shim import app as shim
 from server.store import Store
 
@@ -54,7 +57,19 @@ def shown(sock_or_host: str, port: int) -> str:
     return f"[{sock_or_host}]:{port}" if ":" in sock_or_host else f"{sock_or_host}:{port}"
 
 
+def tls_contexts(config: Config) -> tuple[grpc.ServerCredentials, ssl.SSLContext] | None:
+    """Server credentials for gRPC and an SSL context for the shim, from one PEM pair."""
+    if not (config.tls_cert and config.tls_key):
+        return None
+    cert, key = Path(config.tls_cert).read_bytes(), Path(config.tls_key).read_bytes()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    return grpc.ssl_server_credentials([(key, cert)]), context
+
+
 async def serve(config: Config, reuse_port: bool = False) -> None:
+    tokens = auth.Tokens(config.auth_token, config.auth_token_file)
+    tls = tls_contexts(config)
     store = Store(config.database_url, config.secret_key)
     sender = Sender(config.delivery_timeout, config.allow_private_urls)
     core = WebhookCore(config, store, sender)
@@ -63,10 +78,13 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
 
     draining = False
     health_servicer = health.aio.HealthServicer()
+    interceptors: list[grpc.aio.ServerInterceptor] = [CallInterceptor()]
+    if tokens.enabled:
+        interceptors.append(auth.AuthInterceptor(tokens))
     # gRPC shares ports by default; only --workers should, or two servers could silently
     # split one port's traffic.
     grpc_server = grpc.aio.server(
-        interceptors=[ErrorInterceptor()], options=[("grpc.so_reuseport", int(reuse_port))]
+        interceptors=interceptors, options=[("grpc.so_reuseport", int(reuse_port))]
     )
     servicers = {WEBHOOKS: WebhookServicer(core), DELIVERIES: DeliveryServicer(core)}
     webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(servicers[WEBHOOKS], grpc_server)
@@ -78,15 +96,27 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
         [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], grpc_server
     )
     grpc_host = config.grpc_address.rpartition(":")[0].strip("[]")
-    grpc_port = grpc_server.add_insecure_port(config.grpc_address)
+    if tls is None:
+        grpc_port = grpc_server.add_insecure_port(config.grpc_address)
+    else:
+        grpc_port = grpc_server.add_secure_port(config.grpc_address, tls[0])
     if grpc_port == 0:
         raise OSError(f"cannot listen for gRPC on {config.grpc_address}")
 
-    app = shim.build(servicers, lambda: draining, config.max_request_bytes)
+    async def metrics() -> bytes:
+        return observe.render(*await core.backlog())
+
+    app = shim.build(
+        servicers,
+        lambda: draining,
+        config.max_request_bytes,
+        metrics,
+        auth.middleware(tokens) if tokens.enabled else None,
+    )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     http_sock = listen(config.http_address, reuse_port)
-    await web.SockSite(runner, http_sock).start()
+    await web.SockSite(runner, http_sock, ssl_context=tls[1] if tls else None).start()
 
     await grpc_server.start()
     core.worker.start()
@@ -100,6 +130,7 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, tokens.reload)
     await stop.wait()
     for sig in (signal.SIGTERM, signal.SIGINT):
         # A second signal while draining changes nothing, and must not kill the process once
@@ -120,14 +151,10 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
 
 
 def run(config: Config, reuse_port: bool = False) -> int:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    observe.setup_logging(config.log_format)
     try:
         asyncio.run(serve(config, reuse_port))
-    except (OSError, RuntimeError) as e:
+    except (OSError, RuntimeError, ssl.SSLError) as e:
         print(f"webhooks-server: {e}", file=sys.stderr)
         return 1
     return 0

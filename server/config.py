@@ -27,11 +27,16 @@ class Config:
     secret_key: str | None = None
     max_request_bytes: int = 1024 * 1024
     workers: int = 1
+    auth_token: str | None = None
+    auth_token_file: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    log_format: str = "text"
 
 
 def _split_address(value: str, flag: str) -> str:
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise ConfigError(f"{flag} must be HOST:PORT (port 0 picks a free one), got {value!r}")
     return value
 
@@ -68,7 +73,7 @@ def _positive(value: str, flag: str) -> float:
 
 
 def _count(value: str, flag: str, unit: str) -> int:
-    if not value.strip().isdigit() or int(value) <= 0:
+    if not (value.strip().isascii() and value.strip().isdigit()) or int(value) <= 0:
         raise ConfigError(f"{flag} takes a positive number of {unit}, got {value!r}")
     return int(value)
 
@@ -108,6 +113,16 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         "largest JSON request body the HTTP shim reads",
     )
     flag("--workers", "WEBHOOKS_WORKERS", "1", "server processes sharing the ports")
+    flag("--auth-token", "WEBHOOKS_AUTH_TOKEN", None, "bearer token callers must send")
+    flag(
+        "--auth-token-file",
+        "WEBHOOKS_AUTH_TOKEN_FILE",
+        None,
+        "file of accepted tokens, one a line, re-read on SIGHUP",
+    )
+    flag("--tls-cert", "WEBHOOKS_TLS_CERT", None, "PEM certificate chain: serve TLS")
+    flag("--tls-key", "WEBHOOKS_TLS_KEY", None, "PEM private key of --tls-cert")
+    flag("--log-format", "WEBHOOKS_LOG_FORMAT", "text", "text or json")
     parser.add_argument(
         "--allow-private-urls",
         action="store_true",
@@ -115,6 +130,10 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         help="allow loopback and private addresses [WEBHOOKS_ALLOW_PRIVATE_URLS=true]",
     )
     args = parser.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ConfigError("--tls-cert and --tls-key go together: give both, or neither")
+    if args.log_format not in ("text", "json"):
+        raise ConfigError(f"--log-format is text or json, got {args.log_format!r}")
     return Config(
         grpc_address=_split_address(args.grpc_address, "--grpc-address"),
         http_address=_split_address(args.http_address, "--http-address"),
@@ -126,4 +145,9 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         secret_key=env.get("WEBHOOKS_SECRET_KEY") or None,
         max_request_bytes=_count(args.max_request_bytes, "--max-request-bytes", "bytes"),
         workers=_count(args.workers, "--workers", "processes"),
+        auth_token=args.auth_token or None,
+        auth_token_file=args.auth_token_file or None,
+        tls_cert=args.tls_cert or None,
+        tls_key=args.tls_key or None,
+        log_format=args.log_format,
     )

@@ -13,10 +13,10 @@ from dataclasses import replace
 from typing import TypeVar
 
 from generated import webhooks_pb2 as pb
-from server import events, validation
+from server import events, observe, validation
 from server.config import Config
 from server.delivery.sender import Attempt, Sender, iso_now, payload
-from server.delivery.worker import Worker, attempt_record, body_of, decide
+from server.delivery.worker import Worker, attempt_record, body_of, decide, observed
 from server.errors import InvalidArgument, NotFound
 from server.store import (
     DeliveryRecord,
@@ -156,6 +156,10 @@ class WebhookCore:
         attempt = await self._sender.send(webhook.url, webhook.secret, delivery_id, body)
         status = DeliveryStatus.SUCCEEDED if attempt.succeeded else DeliveryStatus.FAILED
         outcome = Outcome(delivery_id, attempt_record(1, attempt), status, None)
+        observe.record_attempt(
+            "test", delivery_id, webhook.id, webhook.url, 1, attempt.status,
+            attempt.duration_ms, attempt.error,
+        )
         await self.db(self._store.record_test, record, webhook.id, delivery_id, outcome)
         return attempt
 
@@ -187,6 +191,11 @@ class WebhookCore:
             status or None,
         )
 
+    async def backlog(self) -> tuple[int, float]:
+        """Pending deliveries, and the age in seconds of the oldest."""
+        pending, oldest = await self.db(self._store.backlog)
+        return pending, (now_ms() - oldest) / 1000 if oldest is not None else 0.0
+
     async def get_delivery(self, delivery_id: str) -> DeliveryRecord:
         found = await self.db(self._store.get_delivery, required(delivery_id, "delivery_id"))
         if found is None:
@@ -205,6 +214,7 @@ class WebhookCore:
             )
         attempt = await self._sender.send(item.url, item.secret, item.delivery_id, body_of(item))
         outcome = decide(item, attempt, (), now_ms())
+        observed(item, outcome)
         await self.db(self._store.record, [outcome])
         return await self.get_delivery(delivery_id)
 

@@ -1,10 +1,11 @@
 """gRPC servicers: request message in, core call, response message out. Errors raised by the
-core become status codes in ErrorInterceptor, so the methods carry no error handling and the
+core become status codes in CallInterceptor, so the methods carry no error handling and the
 JSON shim can call them directly."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from generated import webhook_delivery_pb2 as dpb
 from generated import webhook_delivery_pb2_grpc as dpb_grpc
 from generated import webhooks_pb2 as pb
 from generated import webhooks_pb2_grpc as pb_grpc
+from server import observe
 from server.core import WebhookCore
 from server.errors import Code, ServiceError
 from server.store import DeliveryRecord, WebhookRecord
@@ -121,10 +123,10 @@ def delivery_message(record: DeliveryRecord) -> dpb.Delivery:
             number=a.number,
             timestamp=a.timestamp,
             duration_ms=a.duration_ms,
-            response_body=a.response_body,
         )
         if a.response_status is not None:
             attempt.response_status = a.response_status
+            attempt.response_body = a.response_body
         if a.error:
             attempt.error = a.error
     return message
@@ -190,9 +192,10 @@ class Undecodable:
     error: str
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Turns core errors into their status code, and anything unexpected into INTERNAL with a
-    plain message: the caller never sees UNKNOWN or a stack trace."""
+class CallInterceptor(grpc.aio.ServerInterceptor):
+    """The boundary of every unary call: core errors become their status code, anything
+    unexpected becomes INTERNAL with a plain message (never UNKNOWN or a stack trace), and
+    each call is logged and counted once."""
 
     async def intercept_service(
         self,
@@ -204,6 +207,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             return handler
         inner: Handler = handler.unary_unary
         method = handler_call_details.method
+        metadata = dict(handler_call_details.invocation_metadata or ())
         deserialize = handler.request_deserializer
 
         def tolerant(data: bytes) -> Any:
@@ -214,20 +218,30 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 return Undecodable(str(e))
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            if isinstance(request, Undecodable):
-                await context.abort(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"The request is not a valid protobuf message for {method}: {request.error}",
-                )
+            started = time.perf_counter()
+            rid = observe.request_id(metadata.get("x-request-id"))
+            code = grpc.StatusCode.OK
             try:
+                if isinstance(request, Undecodable):
+                    code = grpc.StatusCode.INVALID_ARGUMENT
+                    await context.abort(
+                        code,
+                        f"The request is not a valid protobuf message for {method}: "
+                        f"{request.error}",
+                    )
                 return await inner(request, context)
+            except grpc.aio.AbortError:
+                code = context.code() or code  # type: ignore[assignment]
+                raise
             except ServiceError as e:
-                await context.abort(STATUS[e.code], e.message)
+                code = STATUS[e.code]
+                await context.abort(code, e.message)
             except Exception:
-                log.exception("unexpected error in %s", method)
-                await context.abort(
-                    grpc.StatusCode.INTERNAL, "internal error; the server log has the details"
-                )
+                code = grpc.StatusCode.INTERNAL
+                log.exception("unexpected error in %s (request id %s)", method, rid)
+                await context.abort(code, "internal error; the server log has the details")
+            finally:
+                observe.record_call("grpc", method, code.name, started, rid, context.peer())
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,

@@ -368,7 +368,8 @@ async def test_bad_publishes_store_nothing(
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert named in error.value.details()
     after = await api.deliveries.listDeliveries(dpb.ListDeliveries(max_results=1000))
-    assert after == before
+    # Ids, not whole messages: earlier deliveries may still change status meanwhile.
+    assert [d.delivery_id for d in after.deliveries] == [d.delivery_id for d in before.deliveries]
 
 
 async def test_publish_without_data_is_refused(api: Api) -> None:

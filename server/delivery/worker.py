@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from server import observe
 from server.delivery.sender import Attempt, Sender, payload
 from server.store import AttemptRecord, DeliveryStatus, Outcome, Outgoing, Store, now_ms
 
@@ -54,6 +55,23 @@ def decide(item: Outgoing, attempt: Attempt, schedule: tuple[float, ...], now: i
     if attempt.retry_after is not None:
         delay = max(delay, min(attempt.retry_after, RETRY_AFTER_CAP))
     return Outcome(item.delivery_id, record, DeliveryStatus.PENDING, now + int(delay * 1000))
+
+
+OUTCOME_NAMES = {
+    DeliveryStatus.SUCCEEDED: "succeeded",
+    DeliveryStatus.PENDING: "retrying",
+    DeliveryStatus.FAILED: "failed",
+}
+
+
+def observed(item: Outgoing, outcome: Outcome) -> None:
+    """Logs and counts one attempt."""
+    attempt = outcome.attempt
+    observe.record_attempt(
+        OUTCOME_NAMES[outcome.status], item.delivery_id, item.webhook_id,
+        item.url or "", attempt.number, attempt.response_status, attempt.duration_ms,
+        attempt.error,
+    )
 
 
 def body_of(item: Outgoing) -> bytes:
@@ -156,7 +174,9 @@ class Worker:
             await self._db(self._store.cancel, [item.delivery_id])
             return
         attempt = await self._sender.send(item.url, item.secret, item.delivery_id, body_of(item))
-        self._pending.append(decide(item, attempt, self._schedule, now_ms()))
+        outcome = decide(item, attempt, self._schedule, now_ms())
+        observed(item, outcome)
+        self._pending.append(outcome)
         # The row stays leased until the batch holding its result is written.
         self._flushed.clear()
         await self._flushed.wait()

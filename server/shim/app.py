@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
+from server import observe
 from server.errors import ServiceError
 from server.shim import mapping
 from server.shim.mapping import Failure
@@ -89,12 +91,28 @@ def _handler(route: Route, draining: Callable[[], bool]) -> Handler:
     return handle
 
 
+@web.middleware
+async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Logs and counts every request once, with its request id, whatever answered it."""
+    started = time.perf_counter()
+    rid = observe.request_id(request.headers.get("X-Request-Id"))
+    response = await handler(request)
+    response.headers["X-Request-Id"] = rid
+    route = request.match_info.route.resource
+    method = f"{request.method} {route.canonical if route else 'unmatched'}"
+    observe.record_call("rest", method, str(response.status), started, rid, request.remote)
+    return response
+
+
 def build(
     servicers: Mapping[str, object],
     draining: Callable[[], bool],
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    metrics: Callable[[], Awaitable[bytes]] | None = None,
+    auth: Callable[..., Awaitable[web.StreamResponse]] | None = None,
 ) -> web.Application:
-    """`servicers` maps a full service name ("mlflow.WebhookService") to its servicer."""
+    """`servicers` maps a full service name ("mlflow.WebhookService") to its servicer;
+    `metrics` renders GET /metrics; `auth`, when given, guards every route but /health."""
     found = routes(servicers)
     openapi = json.dumps(document(found), indent=2).encode()
 
@@ -106,10 +124,18 @@ def build(
     async def openapi_json(_: web.Request) -> web.Response:
         return _json(openapi)
 
-    app = web.Application(middlewares=[_errors], client_max_size=max_request_bytes)
+    middlewares = [_observe, *([auth] if auth else []), _errors]
+    app = web.Application(middlewares=middlewares, client_max_size=max_request_bytes)
     app[MAX_REQUEST_BYTES] = max_request_bytes
     app.router.add_get("/health", health)
     app.router.add_get("/openapi.json", openapi_json)
+    if metrics is not None:
+
+        async def metrics_text(_: web.Request) -> web.Response:
+            body = await metrics()
+            return web.Response(body=body, headers={"Content-Type": observe.CONTENT_TYPE})
+
+        app.router.add_get("/metrics", metrics_text)
     # One resource per path with all its methods, so a wrong method is a 405 naming them all.
     by_path: dict[str, dict[str, Handler]] = {}
     for route in found:

@@ -14,15 +14,16 @@ class SecretKeyError(RuntimeError):
 
 
 class SecretBox:
-    def __init__(self, key: str | bytes) -> None:
+    def __init__(self, key: str | bytes, source: str = "WEBHOOKS_SECRET_KEY") -> None:
         try:
             self._fernet = Fernet(key)
         except (ValueError, TypeError):
             raise SecretKeyError(
-                "WEBHOOKS_SECRET_KEY is not a Fernet key (32 url-safe base64-encoded bytes); "
+                f"{source} is not a Fernet key (32 url-safe base64-encoded bytes); "
                 "make one with: python -c 'from cryptography.fernet import Fernet; "
                 "print(Fernet.generate_key().decode())'"
             ) from None
+        self.source = source
 
     def seal(self, secret: str | None) -> str | None:
         return self._fernet.encrypt(secret.encode()).decode() if secret else None
@@ -34,8 +35,9 @@ class SecretBox:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken:
             raise SecretKeyError(
-                "the secret key cannot decrypt the webhook secrets stored in this database: "
-                "start the server with the WEBHOOKS_SECRET_KEY (or key file) they were stored with"
+                f"the secret key from {self.source} cannot decrypt the webhook secrets stored in "
+                "this database: start the server with the WEBHOOKS_SECRET_KEY (or key file) "
+                "they were stored with"
             ) from None
 
 
@@ -43,22 +45,24 @@ def key_file_for(sqlite_path: str) -> Path:
     return Path(f"{sqlite_path}.key")
 
 
-def load_key(configured: str | None, sqlite_path: str | None) -> str | bytes:
-    """The configured key; else, for an SQLite file, the key file beside it, made on first use."""
+def open_box(configured: str | None, sqlite_path: str | None) -> SecretBox:
+    """A SecretBox with the configured key; else, for an SQLite file, the key file beside it,
+    made on first use."""
     if configured:
-        return configured
+        return SecretBox(configured)
     if sqlite_path is None:
         raise SecretKeyError(
             "WEBHOOKS_SECRET_KEY is required for this database (a key file is only made beside "
             "an SQLite database); set it to a Fernet key shared by every replica"
         )
     if sqlite_path == ":memory:":
-        return Fernet.generate_key()
+        return SecretBox(Fernet.generate_key(), "a new in-memory key")
     path = key_file_for(sqlite_path)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "wb") as f:
-        f.write(Fernet.generate_key())
-    return path.read_bytes().strip()
+        pass
+    else:
+        with os.fdopen(fd, "wb") as f:
+            f.write(Fernet.generate_key())
+    return SecretBox(path.read_bytes().strip(), f"the key file {path}")

@@ -23,7 +23,7 @@ from server.errors import InvalidArgument
 from server.events import Event
 from server.store import models as m
 from server.store.models import DeliveryStatus, WebhookStatus
-from server.store.secrets import SecretBox, load_key
+from server.store.secrets import open_box
 
 SCHEMA_VERSION = max(m.TABLES_BY_VERSION)
 IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000
@@ -161,7 +161,7 @@ class Store:
         path = sqlite_path(database_url)
         self.is_sqlite = path is not None
         # Resolve the key first: a missing key is the clearer error, before any connection.
-        self._box = SecretBox(load_key(secret_key, path))
+        self._box = open_box(secret_key, path)
         self.db: pw.Database = open_database(database_url, connections)
         m.database.initialize(self.db)
 
@@ -496,8 +496,15 @@ class Store:
         rows, token = _keyset_page(query, m.Delivery, limit, page_token)
         return Page([_delivery(row, []) for row in rows], token)
 
-    def backlog(self) -> int:
-        return m.Delivery.select().where(m.Delivery.status == DeliveryStatus.PENDING).count()
+    def backlog(self) -> tuple[int, int | None]:
+        """How many deliveries are PENDING, and the creation time of the oldest."""
+        row = (
+            m.Delivery.select(pw.fn.COUNT(m.Delivery.id), pw.fn.MIN(m.Delivery.creation_timestamp))
+            .where(m.Delivery.status == DeliveryStatus.PENDING)
+            .tuples()
+            .first()
+        )
+        return (row[0], row[1]) if row else (0, None)
 
     # -- helpers -------------------------------------------------------------------------
 

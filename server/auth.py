@@ -1,0 +1,121 @@
+"""Bearer-token auth for both transports: the tokens, a gRPC interceptor and a shim
+middleware. Health stays open so load balancers and orchestrators need no token."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+OPEN_GRPC_PREFIX = "/grpc.health.v1.Health/"
+OPEN_HTTP_PATHS = frozenset({"/health"})
+REFUSAL = (
+    "Missing or wrong bearer token: send 'Authorization: Bearer TOKEN' "
+    "(gRPC: 'authorization' metadata)."
+)
+
+
+class Tokens:
+    """The accepted tokens: one from --auth-token, and those of --auth-token-file (one a
+    line), which reload() reads again so tokens rotate without a restart."""
+
+    def __init__(self, token: str | None, token_file: str | None) -> None:
+        self._token = token
+        self._file = Path(token_file) if token_file else None
+        self._accepted: tuple[bytes, ...] = ()
+        self.reload()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._token or self._file)
+
+    def reload(self) -> None:
+        tokens = [self._token] if self._token else []
+        if self._file is not None:
+            try:
+                lines = self._file.read_text().splitlines()
+            except OSError as e:
+                # Keep serving with the tokens we had; a typo in a rotation must not lock
+                # everyone out. At start there are none yet, so that start fails (app.py).
+                problem = f"cannot read --auth-token-file {self._file}: {e.strerror}"
+                if not self._accepted:
+                    raise OSError(problem) from None
+                log.error("%s; keeping the tokens read before", problem)
+                return
+            tokens += [line.strip() for line in lines if line.strip()]
+        self._accepted = tuple(t.encode() for t in tokens)
+        log.info("auth: %d token(s) accepted", len(self._accepted))
+
+    def allows(self, authorization: str | None) -> bool:
+        if not self.enabled:
+            return True
+        scheme, _, presented = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not presented:
+            return False
+        candidate = presented.strip().encode()
+        # Compare against every token, in constant time each, so timing tells nothing.
+        matches = [hmac.compare_digest(candidate, token) for token in self._accepted]
+        return any(matches)
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, tokens: Tokens) -> None:
+        self._tokens = tokens
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        if details.method.startswith(OPEN_GRPC_PREFIX):
+            return await continuation(details)
+        metadata = dict(details.invocation_metadata or ())
+        if self._tokens.allows(metadata.get("authorization")):
+            return await continuation(details)
+        return _refusal(await continuation(details))
+
+
+def _refusal(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as `handler` that answers UNAUTHENTICATED."""
+
+    async def refuse(_: Any, context: grpc.aio.ServicerContext) -> None:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSAL)
+
+    if handler is not None and handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(
+            refuse, handler.request_deserializer, handler.response_serializer
+        )
+    if handler is not None and handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            refuse, handler.request_deserializer, handler.response_serializer
+        )
+    if handler is not None and handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(
+            refuse, handler.request_deserializer, handler.response_serializer
+        )
+    return grpc.unary_unary_rpc_method_handler(refuse)
+
+
+def middleware(tokens: Tokens) -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def require_token(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.path in OPEN_HTTP_PATHS or tokens.allows(
+            request.headers.get("Authorization")
+        ):
+            return await handler(request)
+        return web.json_response(
+            {"error_code": "UNAUTHENTICATED", "message": REFUSAL},
+            status=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    return require_token
