@@ -88,19 +88,16 @@ def _refusal(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler:
     async def refuse(_: Any, context: grpc.aio.ServicerContext) -> None:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSAL)
 
-    if handler is not None and handler.stream_stream is not None:
-        return grpc.stream_stream_rpc_method_handler(
-            refuse, handler.request_deserializer, handler.response_serializer
-        )
-    if handler is not None and handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(
-            refuse, handler.request_deserializer, handler.response_serializer
-        )
-    if handler is not None and handler.stream_unary is not None:
-        return grpc.stream_unary_rpc_method_handler(
-            refuse, handler.request_deserializer, handler.response_serializer
-        )
-    return grpc.unary_unary_rpc_method_handler(refuse)
+    if handler is None:
+        return grpc.unary_unary_rpc_method_handler(refuse)
+    shape = grpc.unary_unary_rpc_method_handler
+    if handler.stream_stream is not None:
+        shape = grpc.stream_stream_rpc_method_handler
+    elif handler.unary_stream is not None:
+        shape = grpc.unary_stream_rpc_method_handler
+    elif handler.stream_unary is not None:
+        shape = grpc.stream_unary_rpc_method_handler
+    return shape(refuse, handler.request_deserializer, handler.response_serializer)
 
 
 def middleware(tokens: Tokens) -> Callable[..., Awaitable[web.StreamResponse]]:

@@ -208,7 +208,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         inner: Handler = handler.unary_unary
         method = handler_call_details.method
         metadata = dict(handler_call_details.invocation_metadata or ())
-        deserialize = handler.request_deserializer
+        deserialize = handler.request_deserializer or (lambda data: data)
 
         def tolerant(data: bytes) -> Any:
             # grpc answers UNKNOWN when deserializing fails; keep the error for the handler.

@@ -12,8 +12,9 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 
-from server import app
+from server import app, observe
 from server.config import Config
 from server.store import Store
 
@@ -36,14 +37,24 @@ def reserve(address: str) -> tuple[socket.socket, str]:
 
 
 class Supervisor:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, metrics_dir: str) -> None:
         self._config = config
+        self._metrics_dir = metrics_dir
         self._stopping = False
         self._procs: dict[int, asyncio.subprocess.Process] = {}
 
+    def _signal_all(self, sig: int) -> None:
+        for proc in self._procs.values():
+            if proc.returncode is None:
+                proc.send_signal(sig)
+
     async def _spawn(self, slot: int, config: Config) -> tuple[str, str]:
         """Starts worker `slot` and returns its two listening lines once it serves."""
-        env = {**os.environ, CONFIG_ENV: json.dumps(dataclasses.asdict(config))}
+        env = {
+            **os.environ,
+            CONFIG_ENV: json.dumps(dataclasses.asdict(config)),
+            observe.MULTIPROCESS_DIR: self._metrics_dir,
+        }
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "server.supervisor", env=env, stdout=asyncio.subprocess.PIPE
         )
@@ -92,6 +103,8 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        # Token files are re-read by the workers, which hold the tokens.
+        loop.add_signal_handler(signal.SIGHUP, self._signal_all, signal.SIGHUP)
         watchers = [asyncio.create_task(self._watch(s, config)) for s in self._procs]
         await stop.wait()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -107,8 +120,7 @@ class Supervisor:
     async def _stop(self) -> None:
         self._stopping = True
         procs = [p for p in self._procs.values() if p.returncode is None]
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
+        self._signal_all(signal.SIGTERM)
         if procs:
             await asyncio.wait(
                 [asyncio.create_task(p.wait()) for p in procs], timeout=DRAIN_SECONDS
@@ -119,12 +131,14 @@ class Supervisor:
 
 
 def run(config: Config) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    try:
-        return asyncio.run(Supervisor(config).run())
-    except (OSError, RuntimeError) as e:
-        print(f"webhooks-server: {e}", file=sys.stderr)
-        return 1
+    observe.setup_logging(config.log_format)
+    # Every worker writes its metrics here, so a scrape of any of them covers all.
+    with tempfile.TemporaryDirectory(prefix="webhooks-metrics-") as metrics_dir:
+        try:
+            return asyncio.run(Supervisor(config, metrics_dir).run())
+        except (OSError, RuntimeError) as e:
+            print(f"webhooks-server: {e}", file=sys.stderr)
+            return 1
 
 
 def worker_main() -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,12 +28,15 @@ class MlflowClientProcess:
         self._proc = proc
 
     @classmethod
-    async def start(cls, tracking_uri: str) -> MlflowClientProcess:
+    async def start(
+        cls, tracking_uri: str, env: dict[str, str] | None = None
+    ) -> MlflowClientProcess:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             str(ROOT / "tests" / "mlflow_worker.py"),
             tracking_uri,
             cwd=ROOT,
+            env={**os.environ, **(env or {})},
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
