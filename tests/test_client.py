@@ -16,6 +16,7 @@ from generated import webhook_delivery_pb2 as dpb
 from generated import webhooks_pb2 as pb
 from tests.conftest import PERMISSIVE
 from tests.support import Receiver, ServerProcess, run_server
+from tests.test_operations import make_certificates
 
 DELIVERY_ID_HEADER = "X-MLflow-Delivery-Id"
 
@@ -319,3 +320,58 @@ def test_delivery_errors(delivery_server: ServerProcess) -> None:
             with pytest.raises(WebhooksError) as e:
                 call(missing)
             assert e.value.code == grpc.StatusCode.NOT_FOUND
+
+
+# Tokens and TLS
+
+TOKEN = "client-test-token"
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, bytes]]:
+    """A server that wants a bearer token and speaks TLS; with its CA certificate."""
+    workdir = tmp_path_factory.mktemp("client-secured")
+    ca, cert, key = make_certificates(workdir)
+    proc = run_server(
+        workdir,
+        *PERMISSIVE,
+        "--auth-token",
+        TOKEN,
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(key),
+        "--database-url",
+        f"sqlite:///{workdir}/webhooks.db",
+    )
+    yield proc, ca.read_bytes()
+    proc.stop()
+
+
+def test_token_and_tls(secured: tuple[ServerProcess, bytes]) -> None:
+    server, ca = secured
+    with WebhooksClient(server.grpc_address, token=TOKEN, root_certificates=ca) as client:
+        webhook = client.create(unique("secured"), "http://127.0.0.1:9/x", ["prompt.created"])
+        assert client.get(webhook.webhook_id) == webhook
+        assert webhook in list(client.iter_webhooks())
+        assert client.publish("prompt.created", {"name": "p", "tags": {}, "description": None})
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token"])
+def test_missing_or_wrong_token_is_unauthenticated(
+    secured: tuple[ServerProcess, bytes], token: str | None
+) -> None:
+    server, ca = secured
+    with WebhooksClient(server.grpc_address, token=token, root_certificates=ca) as client:
+        for call in (lambda: client.list_page(), lambda: client.delivery("x")):
+            with pytest.raises(WebhooksError) as e:
+                call()
+            assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_plaintext_client_fails_cleanly_against_tls(secured: tuple[ServerProcess, bytes]) -> None:
+    server, _ = secured
+    client = WebhooksClient(server.grpc_address, token=TOKEN, timeout=5)
+    with client, pytest.raises(WebhooksError) as e:
+        client.list_page()
+    assert e.value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)

@@ -19,6 +19,7 @@ import pytest
 from clients.python import WebhooksClient
 from tests.conftest import PERMISSIVE
 from tests.support import ROOT, Receiver, ServerProcess, run_server
+from tests.test_operations import make_certificates
 
 CTL = Path(sys.executable).with_name("webhooksctl")
 DELIVERY_ID_HEADER = "X-MLflow-Delivery-Id"
@@ -423,3 +424,72 @@ def test_address_flag_beats_environment(server: ServerProcess) -> None:
     dead = f"127.0.0.1:{free_port()}"
     assert "webhooks" in ok_json(ctl(dead, "--address", server.grpc_address, "--json", "list"))
     failed(ctl(server.grpc_address, "--address", dead, "list"), 1)
+
+
+# Tokens and TLS
+
+TOKEN = "ctl-test-token"
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Path]]:
+    """A server that wants a bearer token and speaks TLS; with its CA certificate's path."""
+    workdir = tmp_path_factory.mktemp("ctl-secured")
+    ca, cert, key = make_certificates(workdir)
+    proc = run_server(
+        workdir,
+        *PERMISSIVE,
+        "--auth-token",
+        TOKEN,
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(key),
+        "--database-url",
+        f"sqlite:///{workdir}/webhooks.db",
+    )
+    yield proc, ca
+    proc.stop()
+
+
+def test_token_and_cacert_from_environment(secured: tuple[ServerProcess, Path]) -> None:
+    server, ca = secured
+    env = {"WEBHOOKS_AUTH_TOKEN": TOKEN, "WEBHOOKS_CACERT": str(ca)}
+    created = ok_json(
+        ctl(
+            server.grpc_address,
+            "--json",
+            "create",
+            "--name",
+            unique("secured"),
+            "--url",
+            "http://127.0.0.1:9/x",
+            "--event",
+            "prompt.created",
+            env=env,
+        )
+    )["webhook"]
+    listed = ok_json(ctl(server.grpc_address, "--json", "list", env=env))["webhooks"]
+    assert created in listed
+
+
+def test_token_and_cacert_flags_beat_environment(secured: tuple[ServerProcess, Path]) -> None:
+    server, ca = secured
+    env = {"WEBHOOKS_AUTH_TOKEN": "wrong-token", "WEBHOOKS_CACERT": "/nonexistent/ca.pem"}
+    ok_json(
+        ctl(server.grpc_address, "--token", TOKEN, "--cacert", str(ca), "--json", "list", env=env)
+    )
+
+
+def test_missing_or_wrong_token_exits_1(secured: tuple[ServerProcess, Path]) -> None:
+    server, ca = secured
+    stderr = failed(ctl(server.grpc_address, "--cacert", str(ca), "list"), 1)
+    assert "UNAUTHENTICATED" in stderr
+    stderr = failed(ctl(server.grpc_address, "--cacert", str(ca), "--token", "nope", "list"), 1)
+    assert "UNAUTHENTICATED" in stderr
+
+
+def test_plaintext_against_tls_exits_1(secured: tuple[ServerProcess, Path]) -> None:
+    server, _ = secured
+    stderr = failed(ctl(server.grpc_address, "--token", TOKEN, "--timeout", "5", "list"), 1)
+    assert f"cannot reach the server at {server.grpc_address}" in stderr

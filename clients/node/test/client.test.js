@@ -114,3 +114,15 @@ test('publishes an event and reads its delivery', async () => {
   }
   await rejectsWith(client.delivery('no-such-delivery'), grpcStatus.NOT_FOUND);
 });
+
+test('a missing token is UNAUTHENTICATED when the server wants one', { skip: !process.env.WEBHOOKS_AUTH_TOKEN }, async () => {
+  const anonymous = new WebhooksClient(address, {
+    rootCertificates: process.env.WEBHOOKS_CACERT ? fs.readFileSync(process.env.WEBHOOKS_CACERT) : undefined,
+    timeoutMs: 10000,
+  });
+  try {
+    await rejectsWith(anonymous.listPage(), grpcStatus.UNAUTHENTICATED);
+  } finally {
+    anonymous.close();
+  }
+});
