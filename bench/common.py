@@ -143,7 +143,7 @@ def start_server(workdir: Path, *args: str, database: Path | None = None) -> Chi
     """The real server (`python -m server`) on free ports, with plain-HTTP loopback
     receivers allowed, on a fresh SQLite file unless one is given."""
     database = database or workdir / "webhooks.db"
-    return Child(server_command(database, *args)).start(workdir, expect=("grpc", "http"))
+    return Child(server_command(database, *args), "server").start(workdir, expect=("grpc", "http"))
 
 
 def clean_environment() -> None:

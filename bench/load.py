@@ -40,6 +40,7 @@ class Burst:
     seconds: float
     errors: int
     first_error: str = ""
+    cpu_seconds: float = 0.0  # CPU time this load process spent on the calls
 
 
 async def _closed_loop(
@@ -171,7 +172,7 @@ def _bare_body(extra: dict[str, Any] | None = None) -> bytes:
 
 
 async def _bounded(count: int, concurrency: int, call: Callable[[], Awaitable[None]]) -> Burst:
-    started_wall, started = time.time(), time.perf_counter()
+    started_wall, started, cpu = time.time(), time.perf_counter(), time.process_time()
     remaining = count
     errors = 0
     first_error = ""
@@ -187,7 +188,13 @@ async def _bounded(count: int, concurrency: int, call: Callable[[], Awaitable[No
                 first_error = first_error or f"{type(e).__name__}: {e}"[:300]
 
     await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
-    return Burst(started_wall, time.perf_counter() - started, errors, first_error)
+    return Burst(
+        started_wall,
+        time.perf_counter() - started,
+        errors,
+        first_error,
+        time.process_time() - cpu,
+    )
 
 
 def publish_burst(address: str, count: int, concurrency: int) -> Burst:

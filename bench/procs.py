@@ -166,13 +166,14 @@ class Child:
     KINDS above, or anything else given as its full command."""
 
     command: list[str]
+    name: str = "child"
     proc: subprocess.Popen[str] | None = None
     addresses: dict[str, str] = field(default_factory=dict)
     log_path: Path | None = None
 
     @classmethod
     def of(cls, kind: str, workdir: Path) -> Child:
-        child = cls([sys.executable, "-m", "bench.procs", kind])
+        child = cls([sys.executable, "-m", "bench.procs", kind], kind)
         return child.start(workdir, expect=("grpc",) if kind == "noop-grpc" else ("http",))
 
     @property
@@ -181,7 +182,7 @@ class Child:
         return self.proc.pid
 
     def start(self, workdir: Path, expect: tuple[str, ...]) -> Child:
-        self.log_path = workdir / f"{Path(self.command[-1]).name}-{id(self)}.log"
+        self.log_path = workdir / f"{self.name}-{id(self)}.log"
         self.proc = subprocess.Popen(
             self.command,
             cwd=ROOT,

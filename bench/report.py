@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 THROUGHPUT_UNITS = ("calls/s", "req/s", "deliveries/s")
 
@@ -143,41 +144,68 @@ def chart(rows: list[Row], machine: str, path: Path) -> bool:
     except ImportError:
         return False
 
-    colours = {True: "#2e7d32", False: "#c62828", None: "#78909c"}
     throughput = [r for r in rows if r.unit in THROUGHPUT_UNITS and r.ratio is not None]
     budgets = [r for r in rows if r.target is not None and r.target.kind in ("<=", "ratio<=")]
 
-    height = max(len(throughput), len(budgets)) * 0.45 + 2
-    fig, (left, right) = plt.subplots(1, 2, figsize=(14, height))
-    labels = [f"{r.section} {r.name}" for r in throughput]
-    values = [100 * (r.ratio or 0) for r in throughput]
-    left.barh(labels, values, color=[colours[r.passed] for r in throughput])
-    left.axvline(50, color="black", linestyle="--", linewidth=1, label="target 50%")
-    left.set_xlabel("% of the ceiling (same work, do-nothing counterpart, same run)")
-    left.set_title("Throughput vs ceiling (higher is better)")
-    left.invert_yaxis()
-    left.legend(loc="lower right")
-    for y, value in enumerate(values):
-        left.text(value, y, f" {value:.0f}%", va="center", fontsize=8)
-
-    labels = [f"{r.section} {r.name}" for r in budgets]
-    values = []
+    fig, (top, bottom) = plt.subplots(
+        2,
+        1,
+        figsize=(11, 0.42 * (len(throughput) + len(budgets)) + 3.2),
+        gridspec_kw={"height_ratios": [max(1, len(throughput)), max(1, len(budgets))]},
+    )
+    _bars(
+        top,
+        throughput,
+        [100 * (r.ratio or 0) for r in throughput],
+        [f" {100 * (r.ratio or 0):.0f}%" for r in throughput],
+        50,
+        "target 50%",
+        "% of the ceiling: the same work against a do-nothing counterpart, same run",
+        "Throughput vs ceiling (higher is better)",
+    )
+    used = []
     for r in budgets:
         assert r.target is not None
-        used = r.figure if r.target.kind == "<=" else (r.ratio or 0)
-        values.append(100 * used / r.target.value)
-    right.barh(labels, values, color=[colours[r.passed] for r in budgets])
-    right.axvline(100, color="black", linestyle="--", linewidth=1, label="target")
-    right.set_xlabel("% of the target's budget (lower is better)")
-    right.set_title("Latency, time and memory vs target")
-    right.invert_yaxis()
-    right.legend(loc="lower right")
-    for y, (value, r) in enumerate(zip(values, budgets, strict=True)):
-        right.text(value, y, f" {number(r.figure, r.unit)}", va="center", fontsize=8)
-
+        value = r.figure if r.target.kind == "<=" else (r.ratio or 0)
+        used.append(100 * value / r.target.value)
+    _bars(
+        bottom,
+        budgets,
+        used,
+        [f" {number(r.figure, r.unit)}" for r in budgets],
+        100,
+        "target",
+        "% of the target's budget (lower is better)",
+        "Latency, time, memory and list depth vs target",
+    )
     fig.suptitle(f"Webhooks service benchmarks: {machine}", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
+
+
+COLOURS = {True: "#2e7d32", False: "#c62828", None: "#78909c"}
+
+
+def _bars(
+    axes: Any,
+    rows: list[Row],
+    values: list[float],
+    texts: list[str],
+    line: float,
+    line_label: str,
+    xlabel: str,
+    title: str,
+) -> None:
+    labels = [f"{r.section.split('.')[0]}. {r.name}" for r in rows]
+    axes.barh(labels, values, color=[COLOURS[r.passed] for r in rows])
+    axes.axvline(line, color="black", linestyle="--", linewidth=1, label=line_label)
+    axes.set_xlabel(xlabel)
+    axes.set_title(title)
+    axes.invert_yaxis()
+    axes.legend(loc="lower right")
+    axes.set_xlim(0, max([line * 1.3, *values]) * 1.15)
+    for y, (value, text) in enumerate(zip(values, texts, strict=True)):
+        axes.text(value, y, text, va="center", fontsize=8)
