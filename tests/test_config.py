@@ -243,6 +243,10 @@ def test_help_names_each_environment_variable(capsys: pytest.CaptureFixture[str]
         "WEBHOOKS_DELIVERY_TIMEOUT",
         "WEBHOOKS_MAX_REQUEST_BYTES",
         "WEBHOOKS_WORKERS",
+        "WEBHOOKS_AUTH_TOKEN",
+        "WEBHOOKS_AUTH_TOKEN_FILE",
+        "WEBHOOKS_TLS_CERT",
+        "WEBHOOKS_TLS_KEY",
     ]:
         assert name in out
 
@@ -251,3 +255,83 @@ def test_config_is_frozen() -> None:
     config = parse([], {})
     with pytest.raises(AttributeError):
         config.delivery_timeout = 1.0  # type: ignore[misc]
+
+
+def test_security_and_logging_defaults() -> None:
+    config = parse([], {})
+    assert config.auth_token is None
+    assert config.auth_token_file is None
+    assert (config.tls_cert, config.tls_key) == (None, None)
+    assert config.log_format == "text"
+
+
+def test_security_and_logging_flags() -> None:
+    config = parse(
+        [
+            "--auth-token",
+            "t0ken",
+            "--auth-token-file",
+            "/etc/tokens",
+            "--tls-cert",
+            "cert.pem",
+            "--tls-key",
+            "key.pem",
+            "--log-format",
+            "json",
+        ],
+        {},
+    )
+    assert config.auth_token == "t0ken"
+    assert config.auth_token_file == "/etc/tokens"
+    assert (config.tls_cert, config.tls_key) == ("cert.pem", "key.pem")
+    assert config.log_format == "json"
+
+
+SECURITY_ENV = {
+    "WEBHOOKS_AUTH_TOKEN": "env-token",
+    "WEBHOOKS_AUTH_TOKEN_FILE": "env-tokens.txt",
+    "WEBHOOKS_TLS_CERT": "env-cert.pem",
+    "WEBHOOKS_TLS_KEY": "env-key.pem",
+    "WEBHOOKS_LOG_FORMAT": "json",
+}
+
+
+def test_security_and_logging_environment() -> None:
+    config = parse([], SECURITY_ENV)
+    assert config.auth_token == "env-token"
+    assert config.auth_token_file == "env-tokens.txt"
+    assert (config.tls_cert, config.tls_key) == ("env-cert.pem", "env-key.pem")
+    assert config.log_format == "json"
+
+
+def test_security_flags_win_over_environment() -> None:
+    config = parse(
+        ["--auth-token", "flag-token", "--tls-cert", "c", "--tls-key", "k", "--log-format", "text"],
+        SECURITY_ENV,
+    )
+    assert config.auth_token == "flag-token"
+    assert (config.tls_cert, config.tls_key) == ("c", "k")
+    assert config.log_format == "text"
+
+
+@pytest.mark.parametrize(
+    "argv", [["--tls-cert", "cert.pem"], ["--tls-key", "key.pem"]], ids=["cert-only", "key-only"]
+)
+def test_tls_cert_and_key_go_together(argv: list[str]) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse(argv, {})
+    assert "--tls-cert" in str(e.value)
+    assert "--tls-key" in str(e.value)
+
+
+def test_tls_half_from_environment_refused() -> None:
+    with pytest.raises(ConfigError):
+        parse([], {"WEBHOOKS_TLS_CERT": "cert.pem"})
+
+
+@pytest.mark.parametrize("value", ["xml", "JSONL", ""])
+def test_bad_log_format(value: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse(["--log-format", value], {})
+    assert "--log-format" in str(e.value)
+    assert repr(value) in str(e.value)
