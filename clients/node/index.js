@@ -15,6 +15,7 @@ const definition = protoLoader.loadSync(['webhooks.proto', 'webhook_delivery.pro
   longs: Number, // timestamps are Unix milliseconds, far below 2^53
   enums: String,
   defaults: false, // unset stays absent, as in the shim's JSON
+  arrays: true, // but an empty repeated field is [], not undefined
   oneofs: true,
 });
 const mlflow = grpc.loadPackageDefinition(definition).mlflow;
@@ -98,7 +99,7 @@ class WebhooksClient {
     let pageToken;
     do {
       const page = await this.listPage({ maxResults: pageSize, pageToken });
-      yield* page.webhooks || [];
+      yield* page.webhooks;
       pageToken = page.next_page_token;
     } while (pageToken);
   }
@@ -147,7 +148,7 @@ class WebhooksClient {
     let pageToken;
     do {
       const page = await this.deliveriesPage({ webhookId, eventId, status, maxResults: pageSize, pageToken });
-      yield* page.deliveries || [];
+      yield* page.deliveries;
       pageToken = page.next_page_token;
     } while (pageToken);
   }
