@@ -113,6 +113,8 @@ test('publishes an event and reads its delivery', async () => {
     await client.delete(webhook.webhook_id);
   }
   await rejectsWith(client.delivery('no-such-delivery'), grpcStatus.NOT_FOUND);
+  const none = await client.deliveriesPage({ webhookId: 'no-such-webhook' });
+  assert.deepEqual(none.deliveries, []);
 });
 
 test('a missing token is UNAUTHENTICATED when the server wants one', { skip: !process.env.WEBHOOKS_AUTH_TOKEN }, async () => {
