@@ -606,7 +606,7 @@ async def test_sigterm_drains_and_exits_0(workdir: Path) -> None:
 
 async def test_sigterm_lets_an_in_flight_call_finish(workdir: Path, receiver: Receiver) -> None:
     path = f"/slow/{uuid.uuid4().hex}"
-    async with dedicated(workdir, "--delivery-timeout", "2") as (proc, stub, _):
+    async with dedicated(workdir, "--delivery-timeout", "1") as (proc, stub, _):
         hook = await create(stub, url=receiver.url + path)
         call = asyncio.ensure_future(stub.testWebhook(pb.TestWebhook(webhook_id=hook.webhook_id)))
         async with receiver.arrived:
