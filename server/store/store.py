@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -160,6 +162,9 @@ class Store:
     def __init__(self, database_url: str, secret_key: str | None, connections: int = 16) -> None:
         path = sqlite_path(database_url)
         self.is_sqlite = path is not None
+        # SQLite has one writer at a time. This process's threads queue for it here rather
+        # than in SQLite's busy handler, which polls with sleeps of up to 100 ms.
+        self._writer = threading.RLock() if self.is_sqlite else contextlib.nullcontext()
         # Resolve the key first: a missing key is the clearer error, before any connection.
         self._box = open_box(secret_key, path)
         self.db: pw.Database = open_database(database_url, connections)
@@ -200,7 +205,7 @@ class Store:
     def _write(self) -> Iterator[None]:
         # SQLite upgrades a read lock to a write lock lazily, and a busy upgrade fails at once
         # instead of waiting; taking the write lock up front lets busy_timeout do its job.
-        with self.db.atomic("IMMEDIATE") if self.is_sqlite else self.db.atomic():
+        with self._writer, self.db.atomic("IMMEDIATE") if self.is_sqlite else self.db.atomic():
             yield
 
     # -- webhooks ------------------------------------------------------------------------
@@ -220,8 +225,13 @@ class Store:
             self._subscribe(record.id, record.events)
         return record
 
-    def get_webhook(self, webhook_id: str) -> WebhookRecord | None:
-        row = m.Webhook.get_or_none(m.Webhook.id == webhook_id)
+    def get_webhook(self, webhook_id: str, lock: bool = False) -> WebhookRecord | None:
+        """`lock` holds the row until the transaction ends (PostgreSQL; SQLite's write
+        transaction already excludes every other writer)."""
+        query = m.Webhook.select().where(m.Webhook.id == webhook_id)
+        if lock and not self.is_sqlite:
+            query = query.for_update()
+        row = query.first()
         return None if row is None else self._records([row])[0]
 
     def list_webhooks(self, limit: int, page_token: str | None) -> Page:
@@ -233,7 +243,9 @@ class Store:
     ) -> WebhookRecord | None:
         """Applies `change` to the stored webhook inside one write transaction."""
         with self._write():
-            current = self.get_webhook(webhook_id)
+            # Locked, so concurrent partial updates apply one after the other instead of
+            # overwriting each other, and an update racing a delete sees the delete.
+            current = self.get_webhook(webhook_id, lock=True)
             if current is None:
                 return None
             updated = change(current)
@@ -258,6 +270,10 @@ class Store:
 
     def delete_webhook(self, webhook_id: str) -> bool:
         with self._write():
+            # The webhook row is locked first, as update_webhook does, so the two never
+            # deadlock on its subscriptions.
+            if self.get_webhook(webhook_id, lock=True) is None:
+                return False
             _cancel_pending(webhook_id)
             m.Subscription.delete().where(m.Subscription.webhook == webhook_id).execute()
             return m.Webhook.delete().where(m.Webhook.id == webhook_id).execute() > 0
@@ -396,14 +412,22 @@ class Store:
                     for o in outcomes
                 ]
             ).on_conflict_ignore().execute()
+            # One UPDATE per distinct result (all first-attempt successes share one), not
+            # one per delivery.
+            same: dict[tuple[int, int | None, int], list[str]] = {}
             for o in outcomes:
-                m.Delivery.update(
-                    status=o.status,
-                    next_attempt_timestamp=o.next_attempt_timestamp,
-                    attempt_count=o.attempt.number,
-                    lease_owner=None,
-                    lease_until=None,
-                ).where(m.Delivery.id == o.delivery_id).execute()
+                key = (o.status, o.next_attempt_timestamp, o.attempt.number)
+                same.setdefault(key, []).append(o.delivery_id)
+            for (status, next_attempt, number), ids in same.items():
+                for chunk in pw.chunked(ids, 500):
+                    m.Delivery.update(
+                        status=status,
+                        next_attempt_timestamp=next_attempt,
+                        attempt_count=number,
+                        lease_owner=None,
+                        lease_until=None,
+                    ).where(m.Delivery.id.in_(chunk)).execute()
+            for o in outcomes:
                 if o.disable_webhook:
                     m.Webhook.update(
                         status=WebhookStatus.DISABLED, last_updated_timestamp=now_ms()
@@ -562,7 +586,10 @@ def _keyset_page(
     created, key = model.creation_timestamp, model.id  # type: ignore[attr-defined]
     if page_token:
         ts, last_id = decode_cursor(page_token)
-        query = query.where((created < ts) | ((created == ts) & (key < last_id)))
+        # A row-value comparison: SQLite and PostgreSQL answer it with a range search of the
+        # (creation_timestamp, id) index, where the equivalent OR of two conditions made SQLite
+        # scan the index from the newest row, so that page N cost O(N).
+        query = query.where(pw.Tuple(created, key) < pw.Tuple(ts, last_id))
     rows = list(query.order_by(created.desc(), key.desc()).limit(limit + 1))
     if len(rows) <= limit:
         return rows, None
