@@ -1,0 +1,189 @@
+"""The Store on both databases, each test on a fresh schema: what every replica relies on."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from server.store import (
+    AttemptRecord,
+    DeliveryStatus,
+    EventRecord,
+    Outcome,
+    Store,
+    WebhookRecord,
+    WebhookStatus,
+    now_ms,
+)
+from server.store.secrets import SecretKeyError
+from server.store.store import SCHEMA_VERSION
+from tests.databases import KINDS, Database, fresh
+
+EVENT = (2, 1)  # MODEL_VERSION, CREATED
+OTHER = (5, 1)  # PROMPT, CREATED
+
+
+@pytest.fixture(params=KINDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    with fresh(request.param, tmp_path) as db:
+        yield db
+
+
+@pytest.fixture
+def store(database: Database) -> Iterator[Store]:
+    opened = Store(database.url, database.secret_key)
+    opened.open()
+    yield opened
+    opened.close()
+
+
+def webhook(
+    *events: tuple[int, int], status: int = WebhookStatus.ACTIVE, ts: int | None = None
+) -> WebhookRecord:
+    now = ts if ts is not None else now_ms()
+    return WebhookRecord(
+        id=str(uuid.uuid4()),
+        name="w",
+        url="https://example.com/h",
+        events=list(events or [EVENT]),
+        status=status,
+        creation_timestamp=now,
+        last_updated_timestamp=now,
+        secret="s3cret",
+    )
+
+
+def event(key: str | None = None, kind: tuple[int, int] = EVENT) -> EventRecord:
+    return EventRecord(
+        id=str(uuid.uuid4()),
+        event=kind,
+        data=json.dumps({"n": 1}),
+        occurred_at="2026-01-01T00:00:00+00:00",
+        creation_timestamp=now_ms(),
+        idempotency_key=key,
+    )
+
+
+def test_round_trip_and_secret(store: Store) -> None:
+    created = store.create_webhook(webhook(EVENT, OTHER))
+    assert store.get_webhook(created.id) == created
+    assert store.get_webhook(created.id).secret == "s3cret"
+    updated = store.update_webhook(created.id, lambda r: replace(r, name="x", events=[OTHER]))
+    assert updated is not None and updated.last_updated_timestamp > created.last_updated_timestamp
+    assert store.get_webhook(created.id).events == [OTHER]
+    assert store.delete_webhook(created.id) and not store.delete_webhook(created.id)
+    assert store.get_webhook(created.id) is None
+
+
+def test_pages_neither_skip_nor_repeat_under_changes(store: Store) -> None:
+    base = now_ms()
+    ids = [store.create_webhook(webhook(ts=base - i)).id for i in range(10)]  # newest first
+    first = store.list_webhooks(4, None)
+    assert [w.id for w in first.items] == ids[:4]
+    store.create_webhook(webhook(ts=base + 100))  # newer than every page: not seen
+    store.delete_webhook(ids[0])  # already seen
+    store.delete_webhook(ids[5])  # not yet seen: skipped, as it no longer exists
+    rest = store.list_webhooks(100, first.next_token)
+    assert [w.id for w in rest.items] == [i for i in ids[4:] if i != ids[5]]
+    assert rest.next_token is None
+
+
+def test_publish_fans_out_to_active_subscribers_only(store: Store) -> None:
+    active = store.create_webhook(webhook(EVENT))
+    store.create_webhook(webhook(EVENT, status=WebhookStatus.DISABLED))
+    store.create_webhook(webhook(OTHER))
+    event_id, deliveries = store.publish(event())
+    assert len(deliveries) == 1
+    [claimed] = store.claim("me", now_ms(), 60_000, 10, set())
+    assert (claimed.delivery_id, claimed.webhook_id, claimed.secret) == (
+        deliveries[0],
+        active.id,
+        "s3cret",
+    )
+    assert store.get_delivery(deliveries[0]).event_id == event_id
+
+
+def test_idempotency_key(store: Store) -> None:
+    store.create_webhook(webhook())
+    first = store.publish(event("k"))
+    assert store.publish(event("k")) == first
+    assert store.publish(event("other")) != first
+
+
+def test_claims_never_overlap_and_leases_expire(store: Store) -> None:
+    store.create_webhook(webhook())
+    published = {d for _ in range(40) for d in store.publish(event())[1]}
+    now = now_ms()
+    got: list[list[str]] = []
+
+    def claim(owner: str) -> None:
+        got.append([o.delivery_id for o in store.claim(owner, now, 60_000, 25, set())])
+
+    threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(got[0] + got[1]) == sorted(published)
+    assert not set(got[0]) & set(got[1])
+    assert store.claim("w3", now, 60_000, 100, set()) == []
+    # A dead owner's rows come back once its lease runs out.
+    assert len(store.claim("w3", now + 60_001, 60_000, 100, set())) == 40
+
+
+def test_record_batch_and_backlog(store: Store) -> None:
+    hook = store.create_webhook(webhook())
+    _, ids = store.publish(event())
+    _, more = store.publish(event())
+    store.claim("me", now_ms(), 60_000, 10, set())
+    attempt = AttemptRecord(1, now_ms(), 5, 503, "busy", "receiver answered HTTP 503")
+    store.record(
+        [
+            Outcome(ids[0], attempt, DeliveryStatus.PENDING, now_ms() + 10_000),
+            Outcome(
+                more[0], replace(attempt, response_status=410), DeliveryStatus.FAILED, None, hook.id
+            ),
+        ]
+    )
+    logged = store.get_delivery(ids[0])
+    assert [a.response_body for a in logged.attempts] == ["busy"]
+    assert store.get_delivery(more[0]).status == DeliveryStatus.FAILED
+    # The 410 disabled the webhook, which cancelled its delivery waiting for a retry.
+    assert store.get_webhook(hook.id).status == WebhookStatus.DISABLED
+    assert logged.status == DeliveryStatus.CANCELLED
+    assert store.backlog() == (0, None)
+
+
+def test_delete_cancels_pending(store: Store) -> None:
+    hook = store.create_webhook(webhook())
+    _, ids = store.publish(event())
+    assert store.backlog()[0] == 1
+    store.delete_webhook(hook.id)
+    assert store.get_delivery(ids[0]).status == DeliveryStatus.CANCELLED
+    page = store.list_deliveries(10, None, webhook_id=hook.id)
+    assert [d.id for d in page.items] == ids
+
+
+def test_schema_version_and_reopen(database: Database, store: Store) -> None:
+    store.create_webhook(webhook())
+    again = Store(database.url, database.secret_key)
+    again.open()  # a second replica starting on the same schema
+    assert len(again.list_webhooks(10, None).items) == 1
+    from server.store import models as m
+
+    assert m.SchemaVersion.select().first().version == SCHEMA_VERSION
+    again.close()
+
+
+def test_postgres_needs_the_key(tmp_path: Path) -> None:
+    with (
+        fresh("postgresql", tmp_path) as database,
+        pytest.raises(SecretKeyError, match="WEBHOOKS_SECRET_KEY is required"),
+    ):
+        Store(database.url, None)
