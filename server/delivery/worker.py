@@ -136,6 +136,9 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
+            # Cleared before claiming, so a publish that commits while the claim runs is not
+            # lost: the wait below then returns at once instead of after IDLE_POLL.
+            self._wake.clear()
             free = self._concurrency - len(self._in_flight)
             claimed: list[Outgoing] = []
             if free > 0:
@@ -151,7 +154,6 @@ class Worker:
             if len(claimed) < free or free <= 0:
                 # Nothing more is due (or every slot is busy): wait for a publish, a finished
                 # attempt, or the poll interval, whichever comes first.
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
 
@@ -176,10 +178,9 @@ class Worker:
         attempt = await self._sender.send(item.url, item.secret, item.delivery_id, body_of(item))
         outcome = decide(item, attempt, self._schedule, now_ms())
         observed(item, outcome)
+        # The row stays leased until the batch holding its result is written, so no claim
+        # takes it meanwhile; its slot is free for the next delivery at once.
         self._pending.append(outcome)
-        # The row stays leased until the batch holding its result is written.
-        self._flushed.clear()
-        await self._flushed.wait()
 
     async def _flush_loop(self) -> None:
         while True:
