@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TypeVar
 
-from generated import webhooks_pb2 as pb
 from server import events, observe, validation
 from server.config import Config
 from server.delivery.sender import Attempt, Sender, iso_now, payload
@@ -26,6 +25,7 @@ from server.store import (
     Page,
     Store,
     WebhookRecord,
+    WebhookStatus,
     now_ms,
 )
 
@@ -91,7 +91,7 @@ class WebhookCore:
             events=checked_events,
             description=validation.description(description) if description else None,
             secret=validation.secret(secret) if secret else None,
-            status=status or pb.ACTIVE,
+            status=status or WebhookStatus.ACTIVE,
             creation_timestamp=now,
             last_updated_timestamp=now,
         )

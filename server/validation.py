@@ -98,6 +98,8 @@ def is_public_address(ip: IPAddress) -> bool:
     routable, and not a private address hidden inside an IPv6 transition format."""
     if isinstance(ip, ipaddress.IPv6Address):
         embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        # Python's is_global follows the IANA registry, which has changed for 64:ff9b::/96
+        # between versions; the embedded address decides, whatever the version says.
         if embedded is None and ip in _NAT64:
             embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
         if embedded is not None and not is_public_address(embedded):
