@@ -105,9 +105,7 @@ def middleware(tokens: Tokens) -> Callable[..., Awaitable[web.StreamResponse]]:
     async def require_token(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.path in OPEN_HTTP_PATHS or tokens.allows(
-            request.headers.get("Authorization")
-        ):
+        if request.path in OPEN_HTTP_PATHS or tokens.allows(request.headers.get("Authorization")):
             return await handler(request)
         return web.json_response(
             {"error_code": "UNAUTHENTICATED", "message": REFUSAL},

@@ -157,8 +157,14 @@ class WebhookCore:
         status = DeliveryStatus.SUCCEEDED if attempt.succeeded else DeliveryStatus.FAILED
         outcome = Outcome(delivery_id, attempt_record(1, attempt), status, None)
         observe.record_attempt(
-            "test", delivery_id, webhook.id, webhook.url, 1, attempt.status,
-            attempt.duration_ms, attempt.error,
+            "test",
+            delivery_id,
+            webhook.id,
+            webhook.url,
+            1,
+            attempt.status,
+            attempt.duration_ms,
+            attempt.error,
         )
         await self.db(self._store.record_test, record, webhook.id, delivery_id, outcome)
         return attempt

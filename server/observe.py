@@ -30,11 +30,14 @@ MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 CALLS = Counter(
-    "webhooks_calls_total", "Calls answered, by method, transport and status code",
+    "webhooks_calls_total",
+    "Calls answered, by method, transport and status code",
     ["method", "transport", "code"],
 )
 CALL_SECONDS = Histogram(
-    "webhooks_call_duration_seconds", "Time to answer a call", ["method", "transport"],
+    "webhooks_call_duration_seconds",
+    "Time to answer a call",
+    ["method", "transport"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15),
 )
 ATTEMPTS = Counter(
@@ -43,7 +46,8 @@ ATTEMPTS = Counter(
     ["outcome"],
 )
 ATTEMPT_SECONDS = Histogram(
-    "webhooks_delivery_attempt_duration_seconds", "Time of one delivery POST",
+    "webhooks_delivery_attempt_duration_seconds",
+    "Time of one delivery POST",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30),
 )
 
@@ -66,23 +70,46 @@ def record_call(
     CALL_SECONDS.labels(method, transport).observe(seconds)
     calls_log.info(
         "call",
-        extra={"fields": {"request_id": rid, "transport": transport, "method": method,
-                          "code": code, "duration_ms": round(seconds * 1000, 2), "peer": peer}},
+        extra={
+            "fields": {
+                "request_id": rid,
+                "transport": transport,
+                "method": method,
+                "code": code,
+                "duration_ms": round(seconds * 1000, 2),
+                "peer": peer,
+            }
+        },
     )
 
 
 def record_attempt(
-    outcome: str, delivery_id: str, webhook_id: str, url: str, number: int,
-    status: int | None, duration_ms: int, error: str | None,
+    outcome: str,
+    delivery_id: str,
+    webhook_id: str,
+    url: str,
+    number: int,
+    status: int | None,
+    duration_ms: int,
+    error: str | None,
 ) -> None:
     ATTEMPTS.labels(outcome).inc()
     ATTEMPT_SECONDS.observe(duration_ms / 1000)
     attempts_log.info(
         "delivery attempt",
-        extra={"fields": {"delivery_id": delivery_id, "webhook_id": webhook_id,
-                          # The host only: users put credentials in paths and query strings.
-                          "host": urlsplit(url).hostname, "attempt": number, "status": status,
-                          "outcome": outcome, "duration_ms": duration_ms, "error": error}},
+        extra={
+            "fields": {
+                "delivery_id": delivery_id,
+                "webhook_id": webhook_id,
+                # The host only: users put credentials in paths and query strings.
+                "host": urlsplit(url).hostname,
+                "attempt": number,
+                "status": status,
+                "outcome": outcome,
+                "duration_ms": duration_ms,
+                "error": error,
+            }
+        },
     )
 
 
@@ -110,7 +137,8 @@ class _Backlog:
         )
         yield GaugeMetricFamily(
             "webhooks_oldest_pending_delivery_age_seconds",
-            "Age of the oldest delivery still waiting", value=self._oldest_age,
+            "Age of the oldest delivery still waiting",
+            value=self._oldest_age,
         )
 
 

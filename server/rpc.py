@@ -51,19 +51,25 @@ def optional(message: Any, field: str) -> Any:
     return getattr(message, field) if message.HasField(field) else None
 
 
+def webhook_fields(request: pb.CreateWebhook | pb.UpdateWebhook) -> dict[str, Any]:
+    """The webhook fields create and update share, as the core takes them: name, url and
+    events as given (empty means unset), the rest None when the caller did not set them."""
+    return {
+        "name": request.name,
+        "url": request.url,
+        "event_pairs": event_pairs(request.events),
+        "description": optional(request, "description"),
+        "secret": optional(request, "secret"),
+        "status": optional(request, "status"),
+    }
+
+
 class WebhookServicer(pb_grpc.WebhookServiceServicer):
     def __init__(self, core: WebhookCore) -> None:
         self._core = core
 
     async def createWebhook(self, request: pb.CreateWebhook, context: object) -> Any:
-        record = await self._core.create_webhook(
-            name=request.name,
-            url=request.url,
-            event_pairs=event_pairs(request.events),
-            description=optional(request, "description"),
-            secret=optional(request, "secret"),
-            status=optional(request, "status"),
-        )
+        record = await self._core.create_webhook(**webhook_fields(request))
         return pb.CreateWebhook.Response(webhook=webhook_message(record))
 
     async def listWebhooks(self, request: pb.ListWebhooks, context: object) -> Any:
@@ -79,15 +85,7 @@ class WebhookServicer(pb_grpc.WebhookServiceServicer):
         return pb.GetWebhook.Response(webhook=webhook_message(record))
 
     async def updateWebhook(self, request: pb.UpdateWebhook, context: object) -> Any:
-        record = await self._core.update_webhook(
-            request.webhook_id,
-            name=request.name,
-            url=request.url,
-            event_pairs=event_pairs(request.events),
-            description=optional(request, "description"),
-            secret=optional(request, "secret"),
-            status=optional(request, "status"),
-        )
+        record = await self._core.update_webhook(request.webhook_id, **webhook_fields(request))
         return pb.UpdateWebhook.Response(webhook=webhook_message(record))
 
     async def deleteWebhook(self, request: pb.DeleteWebhook, context: object) -> Any:

@@ -15,8 +15,7 @@ from clients.python import WebhooksClient, WebhooksError, event_name, parse_even
 from generated import webhook_delivery_pb2 as dpb
 from generated import webhooks_pb2 as pb
 from tests.conftest import PERMISSIVE
-from tests.support import Receiver, ServerProcess, run_server
-from tests.test_operations import make_certificates
+from tests.support import Receiver, ServerProcess, make_certificates, run_server
 
 DELIVERY_ID_HEADER = "X-MLflow-Delivery-Id"
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PERMISSIVE
-from tests.support import ROOT, run_server
-from tests.test_operations import make_certificates
+from tests.support import ROOT, make_certificates, run_server
 
 NODE_DIR = ROOT / "clients" / "node"
 TOKEN = "node-test-token"

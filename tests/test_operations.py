@@ -4,8 +4,6 @@ real server process."""
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import json
 import re
 import signal
@@ -17,10 +15,6 @@ from pathlib import Path
 import aiohttp
 import grpc
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from generated import webhook_delivery_pb2 as dpb
@@ -29,7 +23,7 @@ from generated import webhooks_pb2 as pb
 from generated import webhooks_pb2_grpc as pb_grpc
 from server.events import EVENTS
 from tests.conftest import PERMISSIVE
-from tests.support import ROOT, Receiver, ServerProcess, run_server
+from tests.support import ROOT, Receiver, ServerProcess, make_certificates, run_server
 from tests.test_mlflow_client import MlflowClientProcess
 
 TOKEN = "tok-3f9a1c0e7d2b"
@@ -260,52 +254,6 @@ def test_missing_token_file_stops_the_start(tmp_path: Path):
 
 
 # -- TLS --------------------------------------------------------------------------------
-
-
-def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
-    """A CA, and a server certificate it signed for 127.0.0.1 and localhost."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "webhooks test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = directory / "ca.pem", directory / "server.pem", directory / "server.key"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return paths
 
 
 async def test_tls_for_grpc_and_http(tmp_path: Path):

@@ -18,8 +18,7 @@ import pytest
 
 from clients.python import WebhooksClient
 from tests.conftest import PERMISSIVE
-from tests.support import ROOT, Receiver, ServerProcess, run_server
-from tests.test_operations import make_certificates
+from tests.support import ROOT, Receiver, ServerProcess, make_certificates, run_server
 
 CTL = Path(sys.executable).with_name("webhooksctl")
 DELIVERY_ID_HEADER = "X-MLflow-Delivery-Id"

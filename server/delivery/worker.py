@@ -68,8 +68,13 @@ def observed(item: Outgoing, outcome: Outcome) -> None:
     """Logs and counts one attempt."""
     attempt = outcome.attempt
     observe.record_attempt(
-        OUTCOME_NAMES[outcome.status], item.delivery_id, item.webhook_id,
-        item.url or "", attempt.number, attempt.response_status, attempt.duration_ms,
+        OUTCOME_NAMES[outcome.status],
+        item.delivery_id,
+        item.webhook_id,
+        item.url or "",
+        attempt.number,
+        attempt.response_status,
+        attempt.duration_ms,
         attempt.error,
     )
 

@@ -288,15 +288,7 @@ class Store:
                 first = self._recent_event(event.idempotency_key, event.creation_timestamp)
                 if first is not None:
                     return first
-            m.Event.create(
-                id=event.id,
-                entity=event.event[0],
-                action=event.event[1],
-                data=event.data,
-                occurred_at=event.occurred_at,
-                idempotency_key=event.idempotency_key,
-                creation_timestamp=event.creation_timestamp,
-            )
+            _insert_event(event)
             subscribers = (
                 m.Webhook.select(m.Webhook.id)
                 .join(m.Subscription)
@@ -456,14 +448,7 @@ class Store:
     ) -> None:
         """Logs a testWebhook send as an event with one delivery and its one attempt."""
         with self._write():
-            m.Event.create(
-                id=event.id,
-                entity=event.event[0],
-                action=event.event[1],
-                data=event.data,
-                occurred_at=event.occurred_at,
-                creation_timestamp=event.creation_timestamp,
-            )
+            _insert_event(event)
             m.Delivery.create(
                 id=delivery_id,
                 event=event.id,
@@ -565,6 +550,18 @@ class Store:
             )
             for row in rows
         ]
+
+
+def _insert_event(event: EventRecord) -> None:
+    m.Event.create(
+        id=event.id,
+        entity=event.event[0],
+        action=event.event[1],
+        data=event.data,
+        occurred_at=event.occurred_at,
+        idempotency_key=event.idempotency_key,
+        creation_timestamp=event.creation_timestamp,
+    )
 
 
 def _cancel_pending(webhook_id: str) -> None:
