@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,8 +17,9 @@ from server import events, observe, validation
 from server.config import Config
 from server.delivery.sender import Attempt, Sender, iso_now, payload
 from server.delivery.worker import Worker, attempt_record, body_of, decide, observed
-from server.errors import InvalidArgument, NotFound
+from server.errors import InvalidArgument, NotFound, Unavailable
 from server.store import (
+    DatabaseUnavailable,
     DeliveryRecord,
     DeliveryStatus,
     EventRecord,
@@ -30,6 +32,7 @@ from server.store import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def required(value: str, field: str) -> str:
@@ -64,7 +67,15 @@ class WebhookCore:
         self._pool.shutdown(wait=True)
 
     async def db(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._store.run, fn, *args
+            )
+        except DatabaseUnavailable as e:
+            log.warning("database unavailable in %s: %s", fn.__name__, e)
+            raise Unavailable(
+                "The database is not answering right now; retry the call shortly."
+            ) from None
 
     async def _url(self, url: str) -> str:
         return await validation.url(

@@ -9,6 +9,7 @@ import signal
 import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -152,5 +153,44 @@ async def test_workers_share_ports_serve_and_deliver(
                     await asyncio.sleep(0.1)
             more = await publish_round_robin([server] * 4, 20)
             await arrived(rx, set(more), timeout=60)
+        finally:
+            assert server.stop() == 0
+
+
+async def test_a_dropped_database_connection_is_unavailable_then_recovers(tmp_path: Path) -> None:
+    """PostgreSQL restarting under the server: calls that hit a dropped connection are
+    UNAVAILABLE (retry), never INTERNAL, and the server recovers on its own."""
+    import psycopg
+
+    from tests.databases import POSTGRES
+
+    with fresh("postgresql", tmp_path) as database:
+        name = f"webhooks-{tmp_path.name}"[:60]
+        url = f"{database.url}&application_name={name}"
+        [server] = start_replicas(tmp_path, replace(database, url=url), 1)
+        try:
+            async with grpc.aio.insecure_channel(server.grpc_address) as channel:
+                stub = pb_grpc.WebhookServiceStub(channel)
+                request = pb.CreateWebhook(name="kept", url="https://example.com/h", events=[EVENT])
+                hook = (await stub.createWebhook(request)).webhook
+                with psycopg.connect(POSTGRES, autocommit=True) as admin:
+                    killed = admin.execute(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE application_name = %s",
+                        (name,),
+                    ).fetchone()[0]
+                assert killed >= 1
+                codes = []
+                for _ in range(20):  # every pooled thread may meet its dropped connection once
+                    try:
+                        got = await stub.getWebhook(pb.GetWebhook(webhook_id=hook.webhook_id))
+                    except grpc.aio.AioRpcError as e:
+                        codes.append(e.code())
+                        assert "retry" in e.details()
+                        continue
+                    assert got.webhook == hook
+                    codes.append(grpc.StatusCode.OK)
+                assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}
+                assert codes[-8:] == [grpc.StatusCode.OK] * 8
         finally:
             assert server.stop() == 0

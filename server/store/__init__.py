@@ -3,6 +3,7 @@
 from server.store.models import DeliveryStatus, WebhookStatus
 from server.store.store import (
     AttemptRecord,
+    DatabaseUnavailable,
     DeliveryRecord,
     EventRecord,
     Outcome,
@@ -15,6 +16,7 @@ from server.store.store import (
 
 __all__ = [
     "AttemptRecord",
+    "DatabaseUnavailable",
     "DeliveryRecord",
     "DeliveryStatus",
     "EventRecord",

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import peewee as pw
@@ -27,7 +27,11 @@ from server.store import models as m
 from server.store.models import DeliveryStatus, WebhookStatus
 from server.store.secrets import open_box
 
+T = TypeVar("T")
 SCHEMA_VERSION = max(m.TABLES_BY_VERSION)
+# What the database raises when it cannot answer now (down, locked past the busy timeout):
+# worth retrying, unlike a bug.
+DatabaseUnavailable = (pw.OperationalError, pw.InterfaceError)
 IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000
 RESPONSE_BODY_LOGGED = 4096
 SQLITE_PRAGMAS = {
@@ -200,6 +204,17 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    def run(self, fn: Callable[..., T], *args: object) -> T:
+        """Calls a store method in this thread. When the database drops the connection (a
+        restart, a failover), it is closed, so this thread's next call opens a fresh one
+        instead of failing for ever."""
+        try:
+            return fn(*args)
+        except DatabaseUnavailable:
+            if not self.db.is_closed():
+                self.db.close()
+            raise
 
     @contextmanager
     def _write(self) -> Iterator[None]:
