@@ -92,19 +92,24 @@ class Context:
         """One call of a load function in a pool process."""
         return self.pool.submit(fn, *args).result()
 
-    def rate(self, fn: Callable[..., load.Rate], target: str, method: str, ids: list[str]) -> float:
-        """Calls/s of a closed-loop load split over `load_procs` processes."""
+    def rate(
+        self, fn: Callable[..., load.Rate], target: str, method: str, ids: list[str], pid: int
+    ) -> tuple[float, float]:
+        """Calls/s of a closed-loop load split over `load_procs` processes, and the CPU time
+        the measured process `pid` spent per call (ms)."""
         s = self.settings
         share = s.concurrency // s.load_procs
+        cpu_before = cpu_seconds(pid)
         futures = [
             self.pool.submit(fn, target, method, ids, share, s.warmup, s.seconds)
             for _ in range(s.load_procs)
         ]
         results = [f.result() for f in futures]
+        cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / max(1, sum(r.total for r in results))
         errors = [r for r in results if r.errors]
         if errors:
             raise RuntimeError(f"{method} against {target}: {errors[0].first_error}")
-        return sum(r.per_second for r in results)
+        return sum(r.per_second for r in results), cpu_ms
 
     def reference_rss(self) -> float:
         """RSS of the do-nothing gRPC server: what a Python process serving grpc.aio costs."""

@@ -26,6 +26,7 @@ class Rate:
     seconds: float
     errors: int
     first_error: str = ""
+    total: int = 0  # calls completed, warm-up included
 
     @property
     def per_second(self) -> float:
@@ -50,12 +51,12 @@ async def _closed_loop(
     calls that complete inside [warmup, warmup + duration]."""
     begin = time.perf_counter()
     window_start, window_end = begin + warmup, begin + warmup + duration
-    counted = errors = 0
+    counted = errors = total = 0
     first_error = ""
     sequence = 0
 
     async def caller() -> None:
-        nonlocal counted, errors, first_error, sequence
+        nonlocal counted, errors, first_error, sequence, total
         while time.perf_counter() < window_end:
             sequence += 1
             try:
@@ -64,11 +65,12 @@ async def _closed_loop(
                 errors += 1
                 first_error = first_error or f"{type(e).__name__}: {e}"[:300]
                 continue
+            total += 1
             if window_start <= time.perf_counter() <= window_end:
                 counted += 1
 
     await asyncio.gather(*(caller() for _ in range(concurrency)))
-    return Rate(counted, duration, errors, first_error)
+    return Rate(counted, duration, errors, first_error, total)
 
 
 def grpc_unary(

@@ -7,6 +7,7 @@ import grpc
 
 from bench import load
 from bench.common import Context, start_server
+from bench.machine import median
 from bench.procs import Child
 from bench.report import Row, Target
 
@@ -41,16 +42,25 @@ def grpc_unary(ctx: Context) -> None:
     workdir = ctx.subdir("grpc")
     server = start_server(workdir)
     noop = Child.of("noop-grpc", workdir)
+    cpu_notes: list[str] = []
     try:
         ids = seed(server.grpc_address, s.seed_webhooks)
         for method in ("getWebhook", "createWebhook", "listWebhooks", "updateWebhook"):
             ours: list[float] = []
             ceiling: list[float] = []
+            cpu: dict[str, list[float]] = {server.name: [], noop.name: []}
             for run in range(s.runs):
                 # Alternate the order so drifting machine noise hits both sides alike.
                 pair = [(server, ours), (noop, ceiling)]
                 for child, into in pair if run % 2 == 0 else reversed(pair):
-                    into.append(ctx.rate(load.grpc_unary, child.grpc_address, method, ids))
+                    rate, cpu_ms = ctx.rate(
+                        load.grpc_unary, child.grpc_address, method, ids, child.pid
+                    )
+                    into.append(rate)
+                    cpu[child.name].append(cpu_ms)
+            cpu_notes.append(
+                f"{method} {median(cpu[server.name]):.2f} ms (no-op: {median(cpu[noop.name]):.2f})"
+            )
             page = " (100 per page)" if method == "listWebhooks" else ""
             ctx.add(
                 Row(
@@ -83,6 +93,13 @@ def grpc_unary(ctx: Context) -> None:
         "Ceiling: the same generated WebhookService in a grpc.aio server of its own that "
         "answers prebuilt responses of the same shape (one webhook; 100 for listWebhooks).",
     )
+    ctx.note(
+        GRPC,
+        "CPU time of the serving process per call (median; the machine's noise disturbs it "
+        "less than rates, and on 2 cores the server and the load generator share the CPU): "
+        + "; ".join(cpu_notes)
+        + ".",
+    )
 
 
 def rest_unary(ctx: Context) -> None:
@@ -90,15 +107,22 @@ def rest_unary(ctx: Context) -> None:
     workdir = ctx.subdir("rest")
     server = start_server(workdir)
     bare = Child.of("bare-http", workdir)
+    cpu_notes: list[str] = []
     try:
         ids = seed(server.grpc_address, s.seed_webhooks)
         for method, name in (("get", "GET one webhook"), ("create", "POST a webhook")):
             ours: list[float] = []
             ceiling: list[float] = []
+            cpu: dict[str, list[float]] = {server.name: [], bare.name: []}
             for run in range(s.runs):
                 pair = [(server, ours), (bare, ceiling)]
                 for child, into in pair if run % 2 == 0 else reversed(pair):
-                    into.append(ctx.rate(load.http_unary, child.http_url, method, ids))
+                    rate, cpu_ms = ctx.rate(load.http_unary, child.http_url, method, ids, child.pid)
+                    into.append(rate)
+                    cpu[child.name].append(cpu_ms)
+            cpu_notes.append(
+                f"{name} {median(cpu[server.name]):.2f} ms (bare: {median(cpu[bare.name]):.2f})"
+            )
             ctx.add(
                 Row(
                     REST,
@@ -123,4 +147,7 @@ def rest_unary(ctx: Context) -> None:
         REST,
         "Ceiling: a bare aiohttp handler on the same paths, in a process of its own, answering "
         "the JSON body of one webhook (and reading the POST body).",
+    )
+    ctx.note(
+        REST, "CPU time of the serving process per request (median): " + "; ".join(cpu_notes) + "."
     )
