@@ -186,7 +186,10 @@ class Sender:
                 return attempt(error=f"refused: {e.os_error}")
             return attempt(error=f"cannot connect: {e.os_error or e}", retryable=True)
         except (aiohttp.ClientError, OSError) as e:
-            return attempt(error=f"{type(e).__name__}: {e}", retryable=True)
+            # aiohttp may quote the whole URL, which can hold credentials; the log and the
+            # delivery log get the host only.
+            text = str(e).replace(url, f"{urlsplit(url).scheme}://{host}/…")
+            return attempt(error=f"{type(e).__name__}: {text}", retryable=True)
 
 
 def _is_private_literal(host: str) -> bool:
