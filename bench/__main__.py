@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             notes,
             png.name if drawn else None,
             command,
+            machine.revision(),
         )
     )
     print(f"wrote {out}" + (f" and {png}" if drawn else ""), flush=True)

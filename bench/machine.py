@@ -7,6 +7,7 @@ import os
 import platform
 import socket
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -31,6 +32,25 @@ def description() -> str:
         f"({sys.implementation.name}), {platform.system()} {platform.release()}, "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     )
+
+
+def revision() -> str:
+    """The commit measured, and whether server/ differed from it (others edit the same
+    checkout)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "log", "-1", "--format=%h (%ci)"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "server", "generated"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown (no git)"
+    return commit + (" (server/ had uncommitted changes)" if dirty else "")
 
 
 def load_average() -> str:
