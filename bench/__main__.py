@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import signal
 import sys
 import tempfile
 import time
@@ -17,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from bench import delivery, listing, load, machine, report, startup, unary
+from bench import delivery, listing, load, machine, procs, report, startup, unary
 from bench.common import Context, Settings, clean_environment
 from bench.procs import ROOT
 
@@ -64,7 +65,23 @@ def main(argv: list[str] | None = None) -> int:
     load_before = machine.load_average()
     print(f"bench ({mode}) on {machine.description()}; load {load_before}", flush=True)
 
+    # SIGTERM unwinds like Ctrl-C, so the children are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     failures: list[str] = []
+    try:
+        ctx = run_scenarios(args, settings, names, failures)
+    finally:
+        procs.stop_all()
+    write_report(args, ctx, out, mode, load_before, argv)
+    if failures:
+        print(f"scenarios that failed: {', '.join(failures)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_scenarios(
+    args: argparse.Namespace, settings: Settings, names: list[str], failures: list[str]
+) -> Context:
     with (
         tempfile.TemporaryDirectory(prefix="bench-") as scratch,
         ProcessPoolExecutor(
@@ -87,13 +104,22 @@ def main(argv: list[str] | None = None) -> int:
                 traceback.print_exc()
                 ctx.note("Errors", f"`{name}` failed: {traceback.format_exc(limit=2)!r}")
             print(f"[{name}] {time.perf_counter() - started:.1f} s", flush=True)
+    return ctx
 
+
+def write_report(
+    args: argparse.Namespace,
+    ctx: Context,
+    out: Path,
+    mode: str,
+    load_before: str,
+    argv: list[str] | None,
+) -> None:
     rows = sorted(ctx.rows, key=lambda row: row.section.split(".")[0])
     png = out.with_suffix(".png")
     drawn = report.chart(rows, machine.description(), png)
     if not drawn and not args.smoke:
-        print("matplotlib is missing: pip install -e '.[bench]'", file=sys.stderr)
-        return 1
+        print("matplotlib is missing (pip install -e '.[bench]'): no chart", file=sys.stderr)
     command = "make bench" if out == DOCS else "python -m bench " + " ".join(argv or sys.argv[1:])
     notes = {section: ctx.notes[section] for section in sorted(ctx.notes)}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -110,10 +136,6 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     print(f"wrote {out}" + (f" and {png}" if drawn else ""), flush=True)
-    if failures:
-        print(f"scenarios that failed: {', '.join(failures)}", file=sys.stderr)
-        return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -159,6 +159,15 @@ async def _until_signal() -> None:
 
 KINDS = {"noop-grpc": serve_noop_grpc, "bare-http": serve_bare_http, "receiver": serve_receiver}
 
+# Every child started, so that the bench stops whatever a failed scenario left running.
+STARTED: list[Child] = []
+
+
+def stop_all() -> None:
+    for child in STARTED:
+        child.stop()
+    STARTED.clear()
+
 
 @dataclass
 class Child:
@@ -183,6 +192,7 @@ class Child:
 
     def start(self, workdir: Path, expect: tuple[str, ...]) -> Child:
         self.log_path = workdir / f"{self.name}-{id(self)}.log"
+        STARTED.append(self)
         self.proc = subprocess.Popen(
             self.command,
             cwd=ROOT,
