@@ -107,7 +107,6 @@ class Worker:
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._per_hook: Counter[str] = Counter()
         self._pending: list[Outcome] = []
-        self._flushed = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
 
     def wake(self) -> None:
@@ -206,4 +205,3 @@ class Worker:
                 # Claim again when the earliest retry is due rather than at the next poll.
                 delay = max(0.0, (min(retries) - now_ms()) / 1000)
                 asyncio.get_running_loop().call_later(delay, self._wake.set)
-        self._flushed.set()
