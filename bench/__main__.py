@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from bench import delivery, listing, load, machine, procs, report, startup, unary
+from bench import delivery, listing, load, machine, procs, report, scale, startup, unary
 from bench.common import Context, Settings, clean_environment
 from bench.procs import ROOT
 
@@ -32,6 +32,7 @@ SCENARIOS: dict[str, Callable[[Context], None]] = {
     "list": listing.list_scaling,
     "memory": listing.memory_idle,
     "startup": startup.startup,
+    "scale": scale.scale_out,
 }
 DOCS = ROOT / "docs" / "benchmarks.md"
 
