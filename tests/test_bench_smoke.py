@@ -5,7 +5,15 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("1. gRPC", "2. REST", "3. Delivery", "4. List scaling", "5. Memory", "6. Start-up")
+SECTIONS = (
+    "1. gRPC",
+    "2. REST",
+    "3. Delivery",
+    "4. List scaling",
+    "5. Memory",
+    "6. Start-up",
+    "7. Scale-out",
+)
 
 
 def test_bench_smoke(tmp_path):
