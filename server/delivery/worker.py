@@ -107,6 +107,7 @@ class Worker:
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._per_hook: Counter[str] = Counter()
         self._pending: list[Outcome] = []
+        self._flushed = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
 
     def wake(self) -> None:
@@ -182,9 +183,13 @@ class Worker:
         attempt = await self._sender.send(item.url, item.secret, item.delivery_id, body_of(item))
         outcome = decide(item, attempt, self._schedule, now_ms())
         observed(item, outcome)
-        # The row stays leased until the batch holding its result is written, so no claim
-        # takes it meanwhile; its slot is free for the next delivery at once.
         self._pending.append(outcome)
+        # The row stays leased until the batch holding its result is written, and its slot
+        # stays taken until then too. Freeing the slot at once delivered faster in the bench,
+        # but then, with --workers N, the process that receives the publishes (woken by
+        # them) claims nearly every delivery before the other workers' polls see any.
+        self._flushed.clear()
+        await self._flushed.wait()
 
     async def _flush_loop(self) -> None:
         while True:
@@ -205,3 +210,4 @@ class Worker:
                 # Claim again when the earliest retry is due rather than at the next poll.
                 delay = max(0.0, (min(retries) - now_ms()) / 1000)
                 asyncio.get_running_loop().call_later(delay, self._wake.set)
+        self._flushed.set()
