@@ -173,20 +173,20 @@ def scale_out(ctx: Context) -> None:
             with environment(env):
                 results["pg-1"] = measure(ctx, "pg-1", "--database-url", url)
                 results["pg-2"] = measure(ctx, "pg-2", "--database-url", url, "--workers", "2")
-            _rows(ctx, "PostgreSQL, --workers 2", results["pg-2"], results["pg-1"], "--workers 1")
+            _rows(ctx, "PostgreSQL, 2 workers vs 1", results["pg-2"], results["pg-1"], "1 worker")
             _rows(
                 ctx,
-                "PostgreSQL, --workers 1",
+                "PostgreSQL vs SQLite, 1 worker",
                 results["pg-1"],
                 results["sqlite-1"],
-                "SQLite, --workers 1",
+                "SQLite",
             )
             _rows(
                 ctx,
-                "PostgreSQL, --workers 2",
+                "PostgreSQL vs SQLite, 2 workers",
                 results["pg-2"],
                 results["sqlite-2"],
-                "SQLite, --workers 2",
+                "SQLite",
             )
     s = ctx.settings
     ctx.note(
