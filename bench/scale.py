@@ -165,29 +165,19 @@ def scale_out(ctx: Context) -> None:
         "sqlite-2": measure(ctx, "sqlite-2", "--workers", "2"),
     }
     _rows(ctx, "SQLite, 2 workers vs 1", results["sqlite-2"], results["sqlite-1"], "1 worker")
-    with postgres_schema() as postgres:
-        if postgres is None:
-            ctx.note(SCALE, f"PostgreSQL at {POSTGRES} did not answer: its rows are missing.")
-        else:
+    for workers in ("1", "2"):
+        with postgres_schema() as postgres:  # a fresh schema for each configuration
+            if postgres is None:
+                ctx.note(SCALE, f"PostgreSQL at {POSTGRES} did not answer: its rows are missing.")
+                return
             url, env = postgres
             with environment(env):
-                results["pg-1"] = measure(ctx, "pg-1", "--database-url", url)
-                results["pg-2"] = measure(ctx, "pg-2", "--database-url", url, "--workers", "2")
-            _rows(ctx, "PostgreSQL, 2 workers vs 1", results["pg-2"], results["pg-1"], "1 worker")
-            _rows(
-                ctx,
-                "PostgreSQL vs SQLite, 1 worker",
-                results["pg-1"],
-                results["sqlite-1"],
-                "SQLite",
-            )
-            _rows(
-                ctx,
-                "PostgreSQL vs SQLite, 2 workers",
-                results["pg-2"],
-                results["sqlite-2"],
-                "SQLite",
-            )
+                results[f"pg-{workers}"] = measure(
+                    ctx, f"pg-{workers}", "--database-url", url, "--workers", workers
+                )
+    _rows(ctx, "PostgreSQL, 2 workers vs 1", results["pg-2"], results["pg-1"], "1 worker")
+    _rows(ctx, "PostgreSQL vs SQLite, 1 worker", results["pg-1"], results["sqlite-1"], "SQLite")
+    _rows(ctx, "PostgreSQL vs SQLite, 2 workers", results["pg-2"], results["sqlite-2"], "SQLite")
     s = ctx.settings
     ctx.note(
         SCALE,
