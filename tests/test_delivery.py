@@ -474,3 +474,36 @@ async def test_every_event_type_publishes_over_rest(api: Api, rx: Receiver) -> N
         (pb.WebhookEntity.Name(e).lower(), pb.WebhookAction.Name(a).lower()): spec.example
         for (e, a), spec in EVENTS.items()
     }
+
+
+async def test_a_slow_webhook_holds_at_most_its_share_of_slots(tmp_path: Path) -> None:
+    """However many of its deliveries one claim returns, a webhook has at most 8 in flight
+    (the rest are handed back), so the others keep the remaining slots."""
+    receiver = await Receiver().start()
+    server = run_server(
+        tmp_path,
+        *PERMISSIVE,
+        "--delivery-timeout",
+        "60",
+        "--database-url",
+        f"sqlite:///{tmp_path}/webhooks.db",
+    )
+    try:
+        async with grpc.aio.insecure_channel(server.grpc_address) as channel:
+            api = make_api(server, channel)
+            event = pb.WebhookEvent(entity=pb.PROMPT_ALIAS, action=pb.DELETED)
+            await api.webhook(f"{receiver.url}/slow", event)
+            await api.webhook(f"{receiver.url}/ok", event)
+            await asyncio.gather(
+                *(api.publish({"name": "p", "alias": "a"}, event) for _ in range(40))
+            )
+            async with receiver.arrived:
+                await asyncio.wait_for(
+                    receiver.arrived.wait_for(lambda: len(receiver.bodies("/ok")) >= 40), 20
+                )
+            # The slow ones never answer within the test: exactly the per-webhook limit of
+            # them were sent, each once.
+            assert len(receiver.delivery_ids("/slow")) == 8
+    finally:
+        await receiver.stop()
+        assert server.stop() == 0

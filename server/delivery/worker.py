@@ -154,15 +154,25 @@ class Worker:
                     )
                 except Exception:
                     log.exception("claiming deliveries failed; retrying")
-            for item in claimed:
-                self._start(item)
+            excess = [item.delivery_id for item in claimed if not self._start(item)]
+            if excess:
+                # One claim may return more rows of a webhook than its limit leaves room for:
+                # hand those back at once rather than hold them, so one slow receiver never
+                # keeps more than its share of the slots (or of the leases).
+                try:
+                    await self._db(self._store.release, self.owner, excess)
+                except Exception:
+                    log.exception("handing back %d deliveries failed", len(excess))
             if len(claimed) < free or free <= 0:
                 # Nothing more is due (or every slot is busy): wait for a publish, a finished
                 # attempt, or the poll interval, whichever comes first.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
 
-    def _start(self, item: Outgoing) -> None:
+    def _start(self, item: Outgoing) -> bool:
+        """Starts sending `item`, unless its webhook already has its limit in flight."""
+        if self._per_hook[item.webhook_id] >= self._per_webhook:
+            return False
         self._per_hook[item.webhook_id] += 1
         task = asyncio.create_task(self._deliver(item))
         self._in_flight[item.delivery_id] = task
@@ -175,6 +185,7 @@ class Worker:
             self._wake.set()
 
         task.add_done_callback(done)
+        return True
 
     async def _deliver(self, item: Outgoing) -> None:
         if item.url is None or not item.webhook_active:
