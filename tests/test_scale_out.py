@@ -42,7 +42,10 @@ def publish_request() -> dpb.PublishEvent:
 
 async def publish_round_robin(servers: list[ServerProcess], count: int) -> list[str]:
     """Publishes `count` events spread over the servers, 32 at a time."""
-    channels = [grpc.aio.insecure_channel(s.grpc_address) for s in servers]
+    # A local subchannel pool gives each channel a connection of its own (grpc otherwise
+    # shares one per target), so --workers sees them spread by the kernel.
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    channels = [grpc.aio.insecure_channel(s.grpc_address, options=options) for s in servers]
     stubs = itertools.cycle([dpb_grpc.WebhookDeliveryServiceStub(c) for c in channels])
     ids: list[str] = []
     try:
