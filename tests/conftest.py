@@ -8,10 +8,7 @@ import pytest
 
 from generated import webhooks_pb2_grpc
 from tests.databases import KINDS, empty_tables, fresh
-from tests.support import Receiver, ServerProcess, run_server
-
-# Tests point webhooks at receivers on loopback over plain HTTP.
-PERMISSIVE = ("--allow-private-urls", "--allowed-schemes", "http,https")
+from tests.support import PERMISSIVE, Receiver, ServerProcess, own_server, run_server
 
 
 @pytest.fixture(scope="session", params=KINDS)
@@ -60,6 +57,23 @@ async def receiver() -> AsyncIterator[Receiver]:
     rec = await Receiver().start()
     yield rec
     await rec.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server of its own, for tests that count everything stored."""
+    proc = own_server(tmp_path, "--delivery-timeout", "2")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def delivery_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """Published events go to every subscribed webhook, so a module that publishes gets a
+    server of its own."""
+    proc = own_server(tmp_path_factory.mktemp("deliveries"), "--delivery-timeout", "2")
+    yield proc
+    proc.stop()
 
 
 @pytest.fixture

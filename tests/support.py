@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 ROOT = Path(__file__).resolve().parent.parent
+# Tests point webhooks at receivers on loopback over plain HTTP.
+PERMISSIVE = ("--allow-private-urls", "--allowed-schemes", "http,https")
 START_TIMEOUT = 30.0
 
 
@@ -99,6 +101,13 @@ class ServerProcess:
 
 def run_server(workdir: Path, *args: str, env: dict[str, str] | None = None) -> ServerProcess:
     return ServerProcess(list(args), env or {}).start(workdir)
+
+
+def own_server(workdir: Path, *args: str, env: dict[str, str] | None = None) -> ServerProcess:
+    """A server of its own on a fresh SQLite file in `workdir`, taking loopback HTTP
+    receivers; `args` come last, so they win over these defaults."""
+    database = f"sqlite:///{workdir}/webhooks.db"
+    return run_server(workdir, *PERMISSIVE, "--database-url", database, *args, env=env)
 
 
 @dataclass

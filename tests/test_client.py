@@ -6,7 +6,6 @@ import asyncio
 import socket
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
@@ -18,33 +17,6 @@ from tests.conftest import PERMISSIVE
 from tests.support import Receiver, ServerProcess, make_certificates, run_server
 
 DELIVERY_ID_HEADER = "X-MLflow-Delivery-Id"
-
-
-def start_server(workdir: Path) -> ServerProcess:
-    return run_server(
-        workdir,
-        *PERMISSIVE,
-        "--delivery-timeout",
-        "2",
-        "--database-url",
-        f"sqlite:///{workdir}/webhooks.db",
-    )
-
-
-@pytest.fixture
-def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    """A server of its own, for tests that count everything stored."""
-    proc = start_server(tmp_path)
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture(scope="module")
-def delivery_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """Published events go to every subscribed webhook, so they get a server of their own."""
-    proc = start_server(tmp_path_factory.mktemp("client-deliveries"))
-    yield proc
-    proc.stop()
 
 
 @pytest.fixture

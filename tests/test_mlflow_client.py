@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PERMISSIVE
-from tests.support import ROOT, ServerProcess, run_server
+from tests.support import ROOT, ServerProcess, own_server
 
 CALL_TIMEOUT = 60.0
 MV_CREATED = "model_version.created"
@@ -71,7 +70,7 @@ class MlflowClientProcess:
 
 
 def dedicated_server(workdir: Path) -> ServerProcess:
-    return run_server(workdir, *PERMISSIVE, "--database-url", f"sqlite:///{workdir}/webhooks.db")
+    return own_server(workdir)
 
 
 @pytest.fixture(scope="module")

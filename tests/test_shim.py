@@ -17,7 +17,7 @@ from generated import webhooks_pb2 as pb
 from server.errors import Code
 from server.shim import mapping
 from tests.conftest import PERMISSIVE
-from tests.support import ServerProcess, run_server
+from tests.support import ServerProcess, own_server, run_server
 
 API = "/api/2.0/mlflow/webhooks"
 VALID = {
@@ -30,7 +30,7 @@ VALID = {
 @pytest.fixture(scope="module")
 def shim_server(tmp_path_factory: pytest.TempPathFactory):
     workdir = tmp_path_factory.mktemp("shim-server")
-    proc = run_server(workdir, *PERMISSIVE, "--database-url", f"sqlite:///{workdir}/webhooks.db")
+    proc = own_server(workdir)
     yield proc
     proc.stop()
 

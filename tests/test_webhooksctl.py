@@ -79,32 +79,6 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def start_server(workdir: Path) -> ServerProcess:
-    return run_server(
-        workdir,
-        *PERMISSIVE,
-        "--delivery-timeout",
-        "2",
-        "--database-url",
-        f"sqlite:///{workdir}/webhooks.db",
-    )
-
-
-@pytest.fixture
-def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    proc = start_server(tmp_path)
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture(scope="module")
-def delivery_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """Published events reach every subscribed webhook, so they get a server of their own."""
-    proc = start_server(tmp_path_factory.mktemp("ctl-deliveries"))
-    yield proc
-    proc.stop()
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
