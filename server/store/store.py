@@ -274,14 +274,16 @@ class Store:
                 updated,
                 last_updated_timestamp=max(now_ms(), current.last_updated_timestamp + 1),
             )
-            m.Webhook.update(
-                name=updated.name,
-                description=updated.description,
-                url=updated.url,
-                secret_token=self._box.seal(updated.secret),
-                status=updated.status,
-                last_updated_timestamp=updated.last_updated_timestamp,
-            ).where(m.Webhook.id == webhook_id).execute()
+            columns: dict[str, Any] = {
+                "name": updated.name,
+                "description": updated.description,
+                "url": updated.url,
+                "status": updated.status,
+                "last_updated_timestamp": updated.last_updated_timestamp,
+            }
+            if updated.secret != current.secret:  # sealed again only when it changed
+                columns["secret_token"] = self._box.seal(updated.secret)
+            m.Webhook.update(**columns).where(m.Webhook.id == webhook_id).execute()
             if updated.events != current.events:
                 m.Subscription.delete().where(m.Subscription.webhook == webhook_id).execute()
                 self._subscribe(webhook_id, updated.events)
