@@ -9,6 +9,7 @@ import signal
 import socket
 import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -65,6 +66,21 @@ def tls_contexts(config: Config) -> tuple[grpc.ServerCredentials, ssl.SSLContext
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(config.tls_cert, config.tls_key)
     return grpc.ssl_server_credentials([(key, cert)]), context
+
+
+async def until_stopped(on_hangup: Callable[[], None]) -> None:
+    """Returns at the first SIGTERM or SIGINT, calling `on_hangup` at each SIGHUP meanwhile.
+    Later SIGTERM/SIGINT are ignored: a second signal while draining changes nothing, and
+    must not kill the process once asyncio has put the default handlers back on its way out."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    await stop.wait()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
 
 
 async def serve(config: Config, reuse_port: bool = False) -> None:
@@ -126,17 +142,7 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     print(f"grpc listening on {shown(grpc_host, grpc_port)}", flush=True)
     print(f"http listening on {shown(http_host, http_port)}", flush=True)
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, tokens.reload)
-    await stop.wait()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        # A second signal while draining changes nothing, and must not kill the process once
-        # asyncio has put the default handlers back on its way out.
-        loop.remove_signal_handler(sig)
-        signal.signal(sig, signal.SIG_IGN)
+    await until_stopped(on_hangup=tokens.reload)
 
     log.info("draining")
     draining = True

@@ -99,17 +99,9 @@ class Supervisor:
             raise RuntimeError(f"{e}; see its log above") from None
         for line in started[0]:
             print(line, flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        # Token files are re-read by the workers, which hold the tokens.
-        loop.add_signal_handler(signal.SIGHUP, self._signal_all, signal.SIGHUP)
         watchers = [asyncio.create_task(self._watch(s, config)) for s in self._procs]
-        await stop.wait()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-            signal.signal(sig, signal.SIG_IGN)
+        # Token files are re-read by the workers, which hold the tokens.
+        await app.until_stopped(on_hangup=lambda: self._signal_all(signal.SIGHUP))
         await self._stop()
         for watcher in watchers:
             watcher.cancel()
