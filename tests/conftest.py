@@ -8,6 +8,16 @@ import pytest
 
 from generated import webhooks_pb2_grpc
 from tests.databases import KINDS, empty_tables, fresh
+
+# The MLflow fixtures (a cached MLflow venv, one plain and one bridged MLflow server per
+# session), for every module that needs them.
+from tests.mlflow_env import (  # noqa: F401
+    bridge_service,
+    bridge_site,
+    mlflow_bridged,
+    mlflow_plain,
+    mlflow_python_path,
+)
 from tests.support import PERMISSIVE, Receiver, ServerProcess, own_server, run_server
 
 

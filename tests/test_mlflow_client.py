@@ -6,67 +6,15 @@ call is in flight."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.support import ROOT, ServerProcess, own_server
+from tests.mlflow_env import MlflowClientProcess
+from tests.support import ServerProcess, own_server
 
-CALL_TIMEOUT = 60.0
 MV_CREATED = "model_version.created"
-
-
-class MlflowClientProcess:
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self._proc = proc
-
-    @classmethod
-    async def start(
-        cls, tracking_uri: str, env: dict[str, str] | None = None
-    ) -> MlflowClientProcess:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(ROOT / "tests" / "mlflow_worker.py"),
-            tracking_uri,
-            cwd=ROOT,
-            env={**os.environ, **(env or {})},
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        return cls(proc)
-
-    async def answer(self, op: str, **args: Any) -> dict[str, Any]:
-        assert self._proc.stdin and self._proc.stdout
-        self._proc.stdin.write(json.dumps({"op": op, "args": args}).encode() + b"\n")
-        await self._proc.stdin.drain()
-        line = await asyncio.wait_for(self._proc.stdout.readline(), CALL_TIMEOUT)
-        assert line, f"the MLflow client process exited ({self._proc.returncode})"
-        return json.loads(line)
-
-    async def ok(self, op: str, **args: Any) -> Any:
-        answer = await self.answer(op, **args)
-        assert "ok" in answer, answer
-        return answer["ok"]
-
-    async def error(self, op: str, **args: Any) -> dict[str, str]:
-        answer = await self.answer(op, **args)
-        assert "error" in answer, answer
-        return answer["error"]
-
-    async def close(self) -> None:
-        assert self._proc.stdin
-        self._proc.stdin.close()
-        try:
-            await asyncio.wait_for(self._proc.wait(), 20)
-        except TimeoutError:
-            self._proc.kill()
-            await self._proc.wait()
 
 
 def dedicated_server(workdir: Path) -> ServerProcess:
