@@ -1,7 +1,8 @@
 """webhooksctl: the operator's command line for every RPC of the webhooks service.
 
-Exit status: 0 on success, 1 when the server answers an error or cannot be reached,
-2 for bad arguments (argparse's own convention, kept for the checks made here too)."""
+Exit status: 0 on success, 1 when the server answers an error or cannot be reached (or,
+for import-mlflow, when MLflow does, or any webhook was not imported), 2 for bad arguments
+(argparse's own convention, kept for the checks made here too)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from clients.python import mlflow_import
 from clients.python.client import (
     DEFAULT_TIMEOUT,
     WebhooksClient,
@@ -23,6 +25,7 @@ from clients.python.client import (
     to_json,
     webhook_status,
 )
+from clients.python.mlflow_rest import MlflowError, MlflowRest, base_url
 from generated import webhook_delivery_pb2 as dpb
 from generated import webhooks_pb2 as pb
 
@@ -141,6 +144,16 @@ def _test_result(r: pb.WebhookTestResult) -> str:
 Result = tuple[str, dict[str, Any]]
 
 
+class CommandFailed(Exception):
+    """The command did part of its work: its output is printed, then `errors` on standard
+    error, and the exit status is 1."""
+
+    def __init__(self, result: Result, errors: list[str]) -> None:
+        super().__init__(errors[-1])
+        self.result = result
+        self.errors = errors
+
+
 def _webhook_result(w: pb.Webhook) -> Result:
     return _webhook_pairs(w), {"webhook": to_json(w)}
 
@@ -224,6 +237,85 @@ def cmd_redeliver(client: WebhooksClient, args: argparse.Namespace) -> Result:
     return _delivery_detail(d), {"delivery": to_json(d)}
 
 
+def _import_json(o: mlflow_import.Outcome) -> dict[str, Any]:
+    w = o.source
+    out: dict[str, Any] = {
+        "mlflow_webhook_id": w.webhook_id,
+        "name": w.name,
+        "url": w.url,
+        "events": [{"entity": e, "action": a} for e, a in w.events],
+        "mlflow_status": w.status,
+        "result": o.result.replace(" ", "_"),
+        "in_mlflow": o.source_action.replace(" ", "_"),
+        "needs_secret": o.needs_secret,
+    }
+    if o.webhook_id:
+        out["webhook_id"] = o.webhook_id
+    if o.error:
+        out["error"] = o.error
+    return out
+
+
+_SUMMARY_WORDS = {mlflow_import.EXISTS: "already in the service"}
+
+
+def _import_summary(outcomes: Sequence[mlflow_import.Outcome], dry_run: bool) -> tuple[str, dict]:
+    """One line for people, and the same counts for --json."""
+    counts = {"webhooks": len(outcomes)}
+    for what in mlflow_import.RESULTS:
+        counts[what] = sum(o.result == what for o in outcomes)
+    for what in (mlflow_import.DISABLED, mlflow_import.WOULD_DISABLE):
+        counts[f"{what} in MLflow"] = sum(o.source_action == what for o in outcomes)
+    # An error on a webhook that was copied: MLflow refused to disable the original.
+    counts["not disabled in MLflow"] = sum(
+        bool(o.error) and o.result != mlflow_import.FAILED for o in outcomes
+    )
+    said = ", ".join(
+        f"{n} {_SUMMARY_WORDS.get(k, k)}" for k, n in counts.items() if n and k != "webhooks"
+    )
+    line = f"{len(outcomes)} webhooks in MLflow" + (f": {said}" if said else "")
+    if dry_run:
+        line = f"dry run, nothing changed: {line}"
+    return line, {k.replace(" ", "_").lower(): n for k, n in counts.items()}
+
+
+def cmd_import_mlflow(client: WebhooksClient, args: argparse.Namespace) -> Result:
+    mlflow = MlflowRest(args.mlflow_uri, os.environ, args.timeout)
+    outcomes = mlflow_import.run(
+        mlflow,
+        client,
+        disable_source=args.disable_source,
+        dry_run=args.dry_run,
+        page_size=args.page_size,
+    )
+    rows = [
+        [o.source.webhook_id, o.source.name, o.source.status, o.result, o.webhook_id or "-"]
+        + ([o.source_action] if args.disable_source else [])
+        for o in outcomes
+    ]
+    headers = ["MLFLOW_ID", "NAME", "MLFLOW_STATUS", "RESULT", "WEBHOOK_ID"]
+    text = _table(headers + (["IN_MLFLOW"] if args.disable_source else []), rows)
+    secrets = [o for o in outcomes if o.needs_secret]
+    if secrets:
+        text += (
+            "\n\nMLflow never returns secrets: these copies sign nothing until their secret "
+            "is set again (where the MLflow webhook had one):\n"
+            + "\n".join(
+                f"  {PROG} update {o.webhook_id} --secret …   # {o.source.name}" for o in secrets
+            )
+        )
+    summary, counts = _import_summary(outcomes, args.dry_run)
+    text += "\n\n" + summary
+    result = text, {"webhooks": [_import_json(o) for o in outcomes], "summary": counts}
+    errors = [
+        f"{PROG}: MLflow webhook {o.source.webhook_id} ({o.source.name}): {o.error}"
+        for o in mlflow_import.failed(outcomes)
+    ]
+    if errors:
+        raise CommandFailed(result, [*errors, f"{PROG}: import-mlflow: {summary}"])
+    return result
+
+
 # Argument types: a ValueError or ArgumentTypeError becomes argparse's exit-2 usage error.
 
 
@@ -267,6 +359,13 @@ def _seconds(value: str) -> float:
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"--timeout takes a positive number, got {value!r}")
     return seconds
+
+
+def _mlflow_uri(value: str) -> str:
+    try:
+        return base_url(value)
+    except MlflowError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _page_size(value: str) -> int:
@@ -383,6 +482,32 @@ def parser() -> argparse.ArgumentParser:
         "delivery_id"
     )
     command("redeliver", cmd_redeliver, "send a delivery again now").add_argument("delivery_id")
+    p = command(
+        "import-mlflow",
+        cmd_import_mlflow,
+        "copy the webhooks of a plain MLflow server into the service",
+    )
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or None
+    p.add_argument(
+        "--mlflow-uri",
+        type=_mlflow_uri,
+        default=tracking_uri,
+        required=tracking_uri is None,
+        metavar="URI",
+        help="the MLflow tracking server, without the bridge [MLFLOW_TRACKING_URI]",
+    )
+    p.add_argument(
+        "--disable-source",
+        action="store_true",
+        help="disable each MLflow webhook once its copy is in the service",
+    )
+    p.add_argument("--dry-run", action="store_true", help="say what would be done, change nothing")
+    p.add_argument(
+        "--page-size",
+        type=_page_size,
+        default=100,
+        help="webhooks fetched from MLflow per call (default 100)",
+    )
     return top
 
 
@@ -404,6 +529,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WebhooksError as e:
         print(f"{PROG}: {e.code.name}: {e.message}", file=sys.stderr)
         return 1
+    except MlflowError as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return 1
+    except CommandFailed as e:
+        _print(args, *e.result)
+        print("\n".join(e.errors), file=sys.stderr)
+        return 1
+    _print(args, text, data)
+    return 0
+
+
+def _print(args: argparse.Namespace, text: str, data: dict[str, Any]) -> None:
     try:
         if args.json:
             print(json.dumps(data, indent=2), flush=True)
@@ -413,7 +550,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader (`| head`) left early: the call itself succeeded. Point stdout at
         # /dev/null so that the interpreter's final flush does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
 
 
 if __name__ == "__main__":
