@@ -23,6 +23,7 @@ from bench.common import Context, Settings, clean_environment
 from bench.procs import ROOT
 
 SCENARIOS: dict[str, Callable[[Context], None]] = {
+    "pipeline": delivery.pipeline,
     "grpc": unary.grpc_unary,
     "rest": unary.rest_unary,
     "throughput": delivery.throughput,

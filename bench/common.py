@@ -31,6 +31,8 @@ class Settings:
     warmup: float = 1.0
     seconds: float = 3.0  # one measuring window of the unary scenarios
     seed_webhooks: int = 100
+    pipeline_events: int = 3000
+    pipeline_publishers: int = 16
     delivery_webhooks: int = 16
     delivery_events: int = 500
     publish_concurrency: int = 8
@@ -53,6 +55,7 @@ class Settings:
             seconds=0.4,
             seed_webhooks=100,
             delivery_events=5,
+            pipeline_events=40,
             latency_rate=50.0,
             latency_seconds=0.5,
             fanout_webhooks=40,
@@ -168,10 +171,15 @@ def http_json(url: str, method: str = "GET", timeout: float = 10.0) -> Any:
         return json.load(response)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """User + system CPU time of a process so far; with `children`, of its live child
+    processes too (the workers of --workers N)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    if children:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        total += sum(cpu_seconds(int(kid)) for kid in kids)
+    return total
 
 
 def wait_idle(pid: int, timeout: float, busy_share: float = 0.05, interval: float = 0.5) -> float:

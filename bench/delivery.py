@@ -15,6 +15,7 @@ from bench.machine import free_port, median, percentile, rss_mb, rss_samples
 from bench.procs import Child
 from bench.report import Row, Target
 
+PIPELINE = "0. Pipeline"
 DELIVERY = "3. Delivery"
 MEMORY = "5. Memory"
 ARRIVAL_TIMEOUT = 120.0
@@ -56,6 +57,87 @@ def checked(burst: load.Burst, what: str) -> load.Burst:
     if burst.errors:
         raise RuntimeError(f"{what}: {burst.errors} errors, first: {burst.first_error}")
     return burst
+
+
+def pipeline(ctx: Context) -> None:
+    """Events/s delivered end to end with ONE webhook, published over REST by concurrent
+    callers, with 1 and 2 workers; and the publish latency those callers saw."""
+    s = ctx.settings
+    count, publishers = s.pipeline_events, s.pipeline_publishers
+    ceiling: list[float] = []
+    ceiling_p99: list[float] = []
+    for workers in ("1", "2"):
+        workdir = ctx.subdir(f"pipeline-{workers}")
+        receiver = Child.of("receiver", workdir)
+        server = start_server(workdir, "--workers", workers)
+        hook = receiver.http_url + load.HOOK_PATH
+        ours: list[float] = []
+        p99: list[float] = []
+        cpu_ms: list[float] = []
+        try:
+            subscribe(server.grpc_address, hook, 1)
+            for _ in range(s.runs):
+                reset(receiver)
+                cpu_before = cpu_seconds(server.pid, children=True)
+                burst = checked(
+                    ctx.run(load.publish_rest_burst, server.http_url, count, publishers),
+                    "publishing over REST",
+                )
+                stats = wait_arrivals(receiver, count)
+                ours.append(count / (stats["last"] - burst.started))
+                p99.append(percentile(list(burst.latencies_ms), 99))
+                cpu_ms.append((cpu_seconds(server.pid, children=True) - cpu_before) * 1000 / count)
+                if workers == "1":
+                    reset(receiver)
+                    bare = checked(
+                        ctx.run(load.post_burst, hook, count, s.concurrency), "bare loop"
+                    )
+                    stats = wait_arrivals(receiver, count)
+                    ceiling.append(count / (stats["last"] - bare.started))
+                    reset(receiver)
+                    bare = checked(ctx.run(load.post_burst, hook, count, publishers), "bare loop")
+                    ceiling_p99.append(percentile(list(bare.latencies_ms), 99))
+        finally:
+            server.stop()
+            receiver.stop()
+        label = "1 worker" if workers == "1" else f"--workers {workers}"
+        ctx.add(
+            Row(
+                PIPELINE,
+                f"events/s delivered, ONE webhook, {publishers} REST publishers, {label}",
+                "events/s",
+                ours,
+                ceiling,
+                f"bare aiohttp POST loop, {s.concurrency} in flight",
+                Target("ratio>=", 0.5, ">= 50% of ceiling"),
+            )
+        )
+        ctx.add(
+            Row(
+                PIPELINE,
+                f"REST publish p99, {publishers} concurrent publishers, {label}",
+                "ms",
+                p99,
+                ceiling_p99,
+                f"bare POST p99, {publishers} in flight",
+                Target("<=", 20.0, "<= 20 ms"),
+            )
+        )
+        ctx.note(
+            PIPELINE,
+            f"{label}: the server (all its processes) spent a median "
+            f"{median(cpu_ms):.3f} ms of CPU per event, publishing and delivering.",
+        )
+    ctx.note(
+        PIPELINE,
+        f"One signed webhook on the receiver; {count:,} events published through the JSON "
+        f"shim (`POST /api/2.0/mlflow/webhook-events`) by {publishers} concurrent callers in a "
+        "load process, each publishing again as soon as it is answered; the figure is events / "
+        "(the receiver's last arrival - the first publish). Ceiling: as many POSTs of the same "
+        f"body, {s.concurrency} in flight, from an aiohttp client process to the same receiver, "
+        "timed the same way. Publish p99: the latency of every publish call the load process "
+        f"saw; beside it the p99 of bare POSTs to the receiver at {publishers} in flight.",
+    )
 
 
 def throughput(ctx: Context) -> None:

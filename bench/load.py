@@ -42,6 +42,7 @@ class Burst:
     errors: int
     first_error: str = ""
     cpu_seconds: float = 0.0  # CPU time this load process spent on the calls
+    latencies_ms: tuple[float, ...] = ()  # of each call, when the load function keeps them
 
 
 async def _closed_loop(
@@ -178,16 +179,20 @@ async def _bounded(count: int, concurrency: int, call: Callable[[], Awaitable[No
     remaining = count
     errors = 0
     first_error = ""
+    latencies: list[float] = []
 
     async def worker() -> None:
         nonlocal remaining, errors, first_error
         while remaining > 0:
             remaining -= 1
+            began = time.perf_counter()
             try:
                 await call()
             except Exception as e:
                 errors += 1
                 first_error = first_error or f"{type(e).__name__}: {e}"[:300]
+                continue
+            latencies.append((time.perf_counter() - began) * 1000)
 
     await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
     return Burst(
@@ -196,6 +201,7 @@ async def _bounded(count: int, concurrency: int, call: Callable[[], Awaitable[No
         errors,
         first_error,
         time.process_time() - cpu,
+        tuple(latencies),
     )
 
 
@@ -214,6 +220,30 @@ def publish_burst(address: str, count: int, concurrency: int) -> Burst:
 
             async def call() -> None:
                 await stub.publishEvent(request, timeout=60)
+
+            return await _bounded(count, concurrency, call)
+
+    return asyncio.run(run())
+
+
+def publish_rest_burst(base_url: str, count: int, concurrency: int) -> Burst:
+    """Publishes `count` events of EVENT through the JSON shim, `concurrency` callers each
+    publishing again as soon as its call is answered, over keep-alive connections."""
+    import aiohttp
+
+    body = json.dumps({"event": {"entity": EVENT[0], "action": EVENT[1]}, "data": DATA}).encode()
+    headers = {"Content-Type": "application/json"}
+
+    async def run() -> Burst:
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(base_url, connector=connector) as session:
+
+            async def call() -> None:
+                request = session.post("/api/2.0/mlflow/webhook-events", data=body, headers=headers)
+                async with request as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"HTTP {response.status}")
 
             return await _bounded(count, concurrency, call)
 

@@ -18,6 +18,7 @@ from server.config import Config
 from server.delivery.sender import Attempt, Sender, iso_now, payload
 from server.delivery.worker import Worker, attempt_record, body_of, decide, observed
 from server.errors import InvalidArgument, NotFound, Unavailable
+from server.group_commit import GroupCommit
 from server.store import (
     DatabaseUnavailable,
     DeliveryRecord,
@@ -61,6 +62,10 @@ class WebhookCore:
             self.db,
             config.retry_schedule,
             lease_seconds=config.delivery_timeout + 10,
+        )
+        # Concurrent publishes share one write transaction (see server/group_commit.py).
+        self._publishes: GroupCommit[EventRecord, tuple[str, list[str]]] = GroupCommit(
+            self._publish_batch
         )
 
     def close(self) -> None:
@@ -191,8 +196,12 @@ class WebhookCore:
             validation.event_data(checked, data),
             validation.idempotency_key(idempotency_key) or None,
         )
-        published = await self.db(self._store.publish, record)
-        if published[1]:
+        # Validated above, so a bad event never joins a batch and cannot fail the others.
+        return await self._publishes.submit(record)
+
+    async def _publish_batch(self, records: list[EventRecord]) -> list[tuple[str, list[str]]]:
+        published = await self.db(self._store.publish_many, records)
+        if any(delivery_ids for _, delivery_ids in published):
             self.worker.wake()
         return published
 

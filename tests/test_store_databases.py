@@ -116,6 +116,35 @@ def test_idempotency_key(store: Store) -> None:
     assert store.publish(event("other")) != first
 
 
+def test_a_batch_stores_each_event_once_and_keys_answer_their_first_event(store: Store) -> None:
+    hook = store.create_webhook(webhook())
+    earlier = store.publish(event("known"))
+    batch = [event("known"), event("new"), event(), event("new"), event(kind=OTHER), event()]
+    answers = store.publish_many(batch)
+    assert answers[0] == earlier
+    assert answers[3] == answers[1]  # the key's first event in this very batch
+    assert answers[1][0] == batch[1].id
+    fresh_events = {answers[i][0] for i in (1, 2, 5)}
+    assert len(fresh_events) == 3
+    assert answers[4] == (batch[4].id, [])  # nobody subscribes to OTHER
+    for event_id, delivery_ids in answers:
+        stored = store.list_deliveries(10, None, event_id=event_id).items
+        assert sorted(d.id for d in stored) == sorted(delivery_ids)
+        assert all(d.webhook_id == hook.id for d in stored)
+    # Deliveries of the earlier event plus one for each of the three new ones.
+    assert store.backlog()[0] == 4
+
+
+def test_a_claim_takes_at_most_the_room_each_webhook_has(store: Store) -> None:
+    one, two = store.create_webhook(webhook()), store.create_webhook(webhook())
+    store.publish_many([event() for _ in range(6)])
+    room = {one.id: 2, two.id: 0}
+    claimed = store.claim("me", now_ms(), 60_000, 100, set(), room.__getitem__)
+    assert [o.webhook_id for o in claimed] == [one.id, one.id]
+    # What was left is not leased: the next claim takes it.
+    assert len(store.claim("other", now_ms(), 60_000, 100, set())) == 10
+
+
 def test_claims_never_overlap_and_leases_expire(store: Store) -> None:
     store.create_webhook(webhook())
     published = {d for _ in range(40) for d in store.publish(event())[1]}

@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_CAP = 3600.0  # a receiver cannot park a delivery for longer than an hour
 JITTER = 0.1  # retries spread over +-10% of their delay so a recovering receiver is not stampeded
 IDLE_POLL = 0.5  # seconds between claims when idle; publishes in this process wake it at once
-FLUSH_INTERVAL = 0.02  # attempt results wait at most this long to be written in one batch
 
 Db = Callable[..., Awaitable[Any]]
 
@@ -104,121 +103,107 @@ class Worker:
         self.owner = f"worker-{uuid.uuid4()}"
         self._wake = asyncio.Event()
         self._stopping = False
-        self._in_flight: dict[str, asyncio.Task[None]] = {}
-        self._per_hook: Counter[str] = Counter()
-        self._pending: list[Outcome] = []
-        self._flushed = asyncio.Event()
-        self._loops: list[asyncio.Task[None]] = []
+        # A slot is held from the claim until the attempt's result is written: with
+        # --workers N, freeing it earlier let the process receiving the publishes (woken by
+        # them) claim nearly every delivery before the other workers' polls saw any.
+        self._held: Counter[str] = Counter()
+        self._sending: dict[str, asyncio.Task[None]] = {}
+        # Finished attempts whose results are not written yet (None: the webhook is gone or
+        # disabled, the delivery is cancelled unsent).
+        self._done: list[tuple[Outgoing, Outcome | None]] = []
+        self._unstarted: list[str] = []  # claimed while stopping: handed back
+        self._loop: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Claims at once instead of at the next poll: called after a publish commits."""
         self._wake.set()
 
     def start(self) -> None:
-        self._loops = [
-            asyncio.create_task(self._claim_loop()),
-            asyncio.create_task(self._flush_loop()),
-        ]
+        self._loop = asyncio.create_task(self._run())
 
     async def stop(self, grace: float) -> None:
         """Stops claiming, lets in-flight attempts finish within `grace`, records what
         finished, and hands back the leases of what did not."""
         self._stopping = True
         self._wake.set()
+        if self._loop is not None:
+            # It ends after its current round (a database call, bounded by its timeout).
+            await asyncio.gather(self._loop, return_exceptions=True)
         unfinished: list[str] = []
-        if self._in_flight:
-            _, late = await asyncio.wait(self._in_flight.values(), timeout=grace)
-            unfinished = [key for key, task in self._in_flight.items() if task in late]
+        if self._sending:
+            _, late = await asyncio.wait(self._sending.values(), timeout=grace)
+            unfinished = [key for key, task in self._sending.items() if task in late]
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        for loop in self._loops:
-            loop.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
-        await self._flush()
-        if unfinished:
-            await self._db(self._store.release, self.owner, unfinished)
+        await self._round(claim=False)
+        if unfinished or self._unstarted:
+            await self._db(self._store.release, self.owner, unfinished + self._unstarted)
 
-    async def _claim_loop(self) -> None:
+    async def _run(self) -> None:
         while not self._stopping:
-            # Cleared before claiming, so a publish that commits while the claim runs is not
-            # lost: the wait below then returns at once instead of after IDLE_POLL.
+            # Cleared before the round, so a publish or an attempt that ends while the round
+            # runs is not missed: the wait below then returns at once.
             self._wake.clear()
-            free = self._concurrency - len(self._in_flight)
-            claimed: list[Outgoing] = []
-            if free > 0:
-                busy = {hook for hook, n in self._per_hook.items() if n >= self._per_webhook}
-                try:
-                    claimed = await self._db(
-                        self._store.claim, self.owner, now_ms(), self._lease_ms, free, busy
-                    )
-                except Exception:
-                    log.exception("claiming deliveries failed; retrying")
-            excess = [item.delivery_id for item in claimed if not self._start(item)]
-            if excess:
-                # One claim may return more rows of a webhook than its limit leaves room for:
-                # hand those back at once rather than hold them, so one slow receiver never
-                # keeps more than its share of the slots (or of the leases).
-                try:
-                    await self._db(self._store.release, self.owner, excess)
-                except Exception:
-                    log.exception("handing back %d deliveries failed", len(excess))
-            if len(claimed) < free or free <= 0:
-                # Nothing more is due (or every slot is busy): wait for a publish, a finished
-                # attempt, or the poll interval, whichever comes first.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
+            await self._round(claim=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
 
-    def _start(self, item: Outgoing) -> bool:
-        """Starts sending `item`, unless its webhook already has its limit in flight."""
-        if self._per_hook[item.webhook_id] >= self._per_webhook:
-            return False
-        self._per_hook[item.webhook_id] += 1
+    async def _round(self, claim: bool) -> None:
+        """One transaction: the results of the attempts that ended since the last round (all
+        of them, however many: results are group-committed), then a claim for the slots
+        those results free and any others free."""
+        batch, self._done = self._done, []
+        freed = Counter(item.webhook_id for item, _ in batch)
+        held = self._held - freed
+        free = self._concurrency - sum(held.values()) if claim else 0
+        if not batch and free <= 0:
+            return
+        outcomes = [outcome for _, outcome in batch if outcome is not None]
+        cancelled = [item.delivery_id for item, outcome in batch if outcome is None]
+        busy = {hook for hook, n in held.items() if n >= self._per_webhook}
+        claimed: list[Outgoing] = []
+        try:
+            claimed = await self._db(
+                self._store.exchange,
+                outcomes,
+                cancelled,
+                self.owner,
+                now_ms(),
+                self._lease_ms,
+                free,
+                busy,
+                lambda hook: self._per_webhook - held[hook],
+            )
+        except Exception:
+            # Unwritten results keep their rows leased; they go out again when the leases
+            # expire.
+            log.exception("writing %d delivery results and claiming failed", len(batch))
+        self._held -= freed
+        retries = [o.next_attempt_timestamp for o in outcomes if o.next_attempt_timestamp]
+        if retries:
+            # Claim again when the earliest retry is due rather than at the next poll.
+            delay = max(0.0, (min(retries) - now_ms()) / 1000)
+            asyncio.get_running_loop().call_later(delay, self._wake.set)
+        for item in claimed:
+            if self._stopping:
+                self._unstarted.append(item.delivery_id)
+            else:
+                self._start(item)
+
+    def _start(self, item: Outgoing) -> None:
+        self._held[item.webhook_id] += 1
         task = asyncio.create_task(self._deliver(item))
-        self._in_flight[item.delivery_id] = task
-
-        def done(_: asyncio.Task[None]) -> None:
-            self._in_flight.pop(item.delivery_id, None)
-            self._per_hook[item.webhook_id] -= 1
-            if self._per_hook[item.webhook_id] <= 0:
-                del self._per_hook[item.webhook_id]
-            self._wake.set()
-
-        task.add_done_callback(done)
-        return True
+        self._sending[item.delivery_id] = task
+        task.add_done_callback(lambda _: self._sending.pop(item.delivery_id, None))
 
     async def _deliver(self, item: Outgoing) -> None:
-        if item.url is None or not item.webhook_active:
-            await self._db(self._store.cancel, [item.delivery_id])
-            return
-        attempt = await self._sender.send(item.url, item.secret, item.delivery_id, body_of(item))
-        outcome = decide(item, attempt, self._schedule, now_ms())
-        observed(item, outcome)
-        self._pending.append(outcome)
-        # The row stays leased until the batch holding its result is written, and its slot
-        # stays taken until then too. Freeing the slot at once delivered faster in the bench,
-        # but then, with --workers N, the process that receives the publishes (woken by
-        # them) claims nearly every delivery before the other workers' polls see any.
-        self._flushed.clear()
-        await self._flushed.wait()
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL)
-            if self._pending:
-                await self._flush()
-
-    async def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        if batch:
-            try:
-                await self._db(self._store.record, batch)
-            except Exception:
-                # The rows keep their leases and go out again when these expire.
-                log.exception("recording %d delivery attempts failed", len(batch))
-            retries = [o.next_attempt_timestamp for o in batch if o.next_attempt_timestamp]
-            if retries:
-                # Claim again when the earliest retry is due rather than at the next poll.
-                delay = max(0.0, (min(retries) - now_ms()) / 1000)
-                asyncio.get_running_loop().call_later(delay, self._wake.set)
-        self._flushed.set()
+        outcome = None
+        if item.url is not None and item.webhook_active:
+            attempt = await self._sender.send(
+                item.url, item.secret, item.delivery_id, body_of(item)
+            )
+            outcome = decide(item, attempt, self._schedule, now_ms())
+            observed(item, outcome)
+        self._done.append((item, outcome))
+        self._wake.set()

@@ -8,10 +8,12 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import json
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -174,6 +176,9 @@ class Store:
         self.db: pw.Database = open_database(database_url, connections)
         m.database.initialize(self.db)
         self._one_webhook_sql, self._one_webhook_events_sql = _one_webhook_statements()
+        # Secrets are decrypted on every claim; a token's plaintext never changes (a new
+        # secret is a new token), so each token is decrypted once.
+        self._secret = functools.lru_cache(maxsize=4096)(self._box.open)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -304,78 +309,178 @@ class Store:
     # -- events and the outbox -------------------------------------------------------------
 
     def publish(self, event: EventRecord) -> tuple[str, list[str]]:
-        """Stores the event and one PENDING delivery per subscribed ACTIVE webhook, in one
-        transaction. A known idempotency key answers the first publication's ids instead."""
-        with self._write():
-            if event.idempotency_key:
-                first = self._recent_event(event.idempotency_key, event.creation_timestamp)
-                if first is not None:
-                    return first
-            _insert_event(event)
-            subscribers = (
-                m.Webhook.select(m.Webhook.id)
-                .join(m.Subscription)
-                .where(
-                    (m.Subscription.entity == event.event[0])
-                    & (m.Subscription.action == event.event[1])
-                    & (m.Webhook.status == WebhookStatus.ACTIVE)
-                )
-            )
-            ids = [str(uuid.uuid4()) for _ in range(len(subscribers))]
-            rows = [
+        """Stores one event and its deliveries (see publish_many)."""
+        [published] = self.publish_many([event])
+        return published
+
+    def publish_many(self, events: list[EventRecord]) -> list[tuple[str, list[str]]]:
+        """Stores the events and one PENDING delivery per subscribed ACTIVE webhook of each,
+        all in one transaction, and answers each event's id and delivery ids, in order. An
+        idempotency key already stored, or used by an earlier event of the same batch,
+        answers that first publication's ids instead."""
+        for attempt in range(3):
+            try:
+                with self._write():
+                    return self._publish_many(events)
+            except pw.IntegrityError:
+                # Another replica stored one of these idempotency keys between our look-up
+                # and our insert (PostgreSQL; SQLite's write lock excludes it): look again.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _publish_many(self, events: list[EventRecord]) -> list[tuple[str, list[str]]]:
+        now = max(e.creation_timestamp for e in events)
+        known = self._recent_events({e.idempotency_key for e in events if e.idempotency_key}, now)
+        results: list[tuple[str, list[str]] | None] = [None] * len(events)
+        fresh: list[int] = []  # the events to store, by index
+        first_of_key: dict[str, int] = {}
+        repeats: list[tuple[int, int]] = []  # (index, index of the first event with its key)
+        for i, event in enumerate(events):
+            key = event.idempotency_key
+            if key is not None and key in known:
+                results[i] = known[key]
+            elif key is not None and key in first_of_key:
+                repeats.append((i, first_of_key[key]))
+            else:
+                if key is not None:
+                    first_of_key[key] = i
+                fresh.append(i)
+        for chunk in pw.chunked(fresh, 200):
+            m.Event.insert_many([_event_row(events[i]) for i in chunk]).execute()
+        subscribers = {kind: self._subscribers(kind) for kind in {events[i].event for i in fresh}}
+        rows = []
+        for i in fresh:
+            event = events[i]
+            # Sorted, as a repeated idempotency key answers them (read back by id).
+            ids = sorted(str(uuid.uuid4()) for _ in subscribers[event.event])
+            results[i] = (event.id, ids)
+            rows += [
                 {
                     "id": delivery_id,
                     "event": event.id,
-                    "webhook_id": webhook.id,
+                    "webhook_id": webhook_id,
                     "status": DeliveryStatus.PENDING,
                     "next_attempt_timestamp": event.creation_timestamp,
                     "creation_timestamp": event.creation_timestamp,
                 }
-                for delivery_id, webhook in zip(ids, subscribers, strict=True)
+                for delivery_id, webhook_id in zip(ids, subscribers[event.event], strict=True)
             ]
-            for chunk in pw.chunked(rows, 500):
-                m.Delivery.insert_many(chunk).execute()
-        return event.id, ids
+        for chunk in pw.chunked(rows, 500):
+            m.Delivery.insert_many(chunk).execute()
+        for i, first in repeats:
+            results[i] = results[first]
+        return [r for r in results if r is not None]
 
-    def _recent_event(self, key: str, now: int) -> tuple[str, list[str]] | None:
-        first = m.Event.get_or_none(m.Event.idempotency_key == key)
-        if first is None:
-            return None
-        if first.creation_timestamp < now - IDEMPOTENCY_WINDOW_MS:
-            # The key may be used again after its window; the old event keeps its log.
-            m.Event.update(idempotency_key=None).where(m.Event.id == first.id).execute()
-            return None
-        deliveries = m.Delivery.select(m.Delivery.id).where(m.Delivery.event == first.id)
-        return first.id, [d.id for d in deliveries.order_by(m.Delivery.id)]
+    @staticmethod
+    def _subscribers(kind: Event) -> list[str]:
+        """The ACTIVE webhooks subscribed to one (entity, action)."""
+        return [
+            row.id
+            for row in m.Webhook.select(m.Webhook.id)
+            .join(m.Subscription)
+            .where(
+                (m.Subscription.entity == kind[0])
+                & (m.Subscription.action == kind[1])
+                & (m.Webhook.status == WebhookStatus.ACTIVE)
+            )
+        ]
+
+    def _recent_events(self, keys: set[str], now: int) -> dict[str, tuple[str, list[str]]]:
+        """The first publication of each key still in its window: its event and delivery ids."""
+        if not keys:
+            return {}
+        found: dict[str, str] = {}
+        for first in m.Event.select(
+            m.Event.id, m.Event.idempotency_key, m.Event.creation_timestamp
+        ).where(m.Event.idempotency_key.in_(list(keys))):
+            if first.creation_timestamp < now - IDEMPOTENCY_WINDOW_MS:
+                # The key may be used again after its window; the old event keeps its log.
+                m.Event.update(idempotency_key=None).where(m.Event.id == first.id).execute()
+            else:
+                found[first.idempotency_key] = first.id
+        deliveries: dict[str, list[str]] = {event_id: [] for event_id in found.values()}
+        if deliveries:
+            for row in (
+                m.Delivery.select(m.Delivery.id, m.Delivery.event)
+                .where(m.Delivery.event.in_(list(deliveries)))
+                .order_by(m.Delivery.id)
+            ):
+                deliveries[row.event_id].append(row.id)
+        return {key: (event_id, deliveries[event_id]) for key, event_id in found.items()}
 
     def claim(
-        self, owner: str, now: int, lease_ms: int, limit: int, busy_webhooks: set[str]
+        self,
+        owner: str,
+        now: int,
+        lease_ms: int,
+        limit: int,
+        busy_webhooks: set[str],
+        room: Callable[[str], int] | None = None,
     ) -> list[Outgoing]:
-        """Leases up to `limit` due deliveries to `owner`. A row whose lease expired (its
-        process died) is due again. On PostgreSQL the rows are locked with SKIP LOCKED, so
-        replicas claiming at once never take the same row."""
+        """Leases up to `limit` due deliveries to `owner`, skipping `busy_webhooks` and, when
+        `room` is given, taking at most room(webhook_id) rows of each webhook. A row whose
+        lease expired (its process died) is due again. On PostgreSQL the rows are locked with
+        SKIP LOCKED, so replicas claiming at once never take the same row."""
         with self._write():
-            due = (
-                m.Delivery.select(m.Delivery.id)
-                .where(
-                    (m.Delivery.status == DeliveryStatus.PENDING)
-                    & (m.Delivery.next_attempt_timestamp <= now)
-                    & (m.Delivery.lease_until.is_null() | (m.Delivery.lease_until < now))
-                )
-                .order_by(m.Delivery.next_attempt_timestamp)
-                .limit(limit)
-            )
-            if busy_webhooks:
-                due = due.where(m.Delivery.webhook_id.not_in(list(busy_webhooks)))
-            if not self.is_sqlite:
-                due = due.for_update(skip_locked=True)
-            ids = [row.id for row in due]
-            if not ids:
+            return self._claim(owner, now, lease_ms, limit, busy_webhooks, room)
+
+    def exchange(
+        self,
+        outcomes: list[Outcome],
+        cancelled: list[str],
+        owner: str,
+        now: int,
+        lease_ms: int,
+        limit: int,
+        busy_webhooks: set[str],
+        room: Callable[[str], int] | None = None,
+    ) -> list[Outgoing]:
+        """The delivery worker's one transaction per round: writes the attempt results and
+        cancellations it has, then claims as record() and claim() do."""
+        with self._write():
+            self._write_results(outcomes)
+            self._cancel(cancelled)
+            if limit <= 0:
                 return []
-            m.Delivery.update(lease_owner=owner, lease_until=now + lease_ms).where(
-                m.Delivery.id.in_(ids)
-            ).execute()
-            return self._outgoing(m.Delivery.id.in_(ids))
+            return self._claim(owner, now, lease_ms, limit, busy_webhooks, room)
+
+    def _claim(
+        self,
+        owner: str,
+        now: int,
+        lease_ms: int,
+        limit: int,
+        busy_webhooks: set[str],
+        room: Callable[[str], int] | None,
+    ) -> list[Outgoing]:
+        due = (
+            m.Delivery.select(m.Delivery.id, m.Delivery.webhook_id)
+            .where(
+                (m.Delivery.status == DeliveryStatus.PENDING)
+                & (m.Delivery.next_attempt_timestamp <= now)
+                & (m.Delivery.lease_until.is_null() | (m.Delivery.lease_until < now))
+            )
+            .order_by(m.Delivery.next_attempt_timestamp)
+            .limit(limit)
+        )
+        if busy_webhooks:
+            due = due.where(m.Delivery.webhook_id.not_in(list(busy_webhooks)))
+        if not self.is_sqlite:
+            due = due.for_update(skip_locked=True)
+        ids = []
+        taken: Counter[str] = Counter()
+        for delivery_id, webhook_id in due.tuples():
+            if room is not None and taken[webhook_id] >= room(webhook_id):
+                continue  # not leased: due again at the next claim, here or anywhere
+            taken[webhook_id] += 1
+            ids.append(delivery_id)
+        if not ids:
+            return []
+        m.Delivery.update(lease_owner=owner, lease_until=now + lease_ms).where(
+            m.Delivery.id.in_(ids)
+        ).execute()
+        return self._outgoing(m.Delivery.id.in_(ids))
 
     def outgoing(self, delivery_id: str) -> Outgoing | None:
         found = self._outgoing(m.Delivery.id == delivery_id)
@@ -383,81 +488,111 @@ class Store:
 
     def _outgoing(self, where: pw.Expression) -> list[Outgoing]:
         rows = (
-            m.Delivery.select(m.Delivery, m.Event, m.Webhook)
+            m.Delivery.select(
+                m.Delivery.id,
+                m.Delivery.webhook_id,
+                m.Delivery.attempt_count,
+                m.Event.entity,
+                m.Event.action,
+                m.Event.data,
+                m.Event.occurred_at,
+                m.Webhook.url,
+                m.Webhook.secret_token,
+                m.Webhook.status,
+            )
             .join(m.Event)
             .switch(m.Delivery)
             .join(m.Webhook, pw.JOIN.LEFT_OUTER, on=(m.Delivery.webhook_id == m.Webhook.id))
             .where(where)
             .order_by(m.Delivery.next_attempt_timestamp)
+            .tuples()
         )
-        result = []
-        for row in rows:
-            hook = getattr(row, "webhook", None)
-            result.append(
-                Outgoing(
-                    delivery_id=row.id,
-                    webhook_id=row.webhook_id,
-                    attempt_count=row.attempt_count,
-                    event=(row.event.entity, row.event.action),
-                    data=row.event.data,
-                    occurred_at=row.event.occurred_at,
-                    url=hook.url if hook else None,
-                    secret=self._box.open(hook.secret_token) if hook else None,
-                    webhook_active=bool(hook) and hook.status == WebhookStatus.ACTIVE,
-                )
+        return [
+            Outgoing(
+                delivery_id=delivery_id,
+                webhook_id=webhook_id,
+                attempt_count=attempt_count,
+                event=(entity, action),
+                data=data,
+                occurred_at=occurred_at,
+                url=url,
+                # Tuples: a deleted webhook's columns are NULL, its status too.
+                secret=self._secret(secret_token),
+                webhook_active=status == WebhookStatus.ACTIVE,
             )
-        return result
+            for (
+                delivery_id,
+                webhook_id,
+                attempt_count,
+                entity,
+                action,
+                data,
+                occurred_at,
+                url,
+                secret_token,
+                status,
+            ) in rows
+        ]
 
     def record(self, outcomes: list[Outcome]) -> None:
         """Writes a batch of attempt results in one transaction and releases their leases."""
+        if outcomes:
+            with self._write():
+                self._write_results(outcomes)
+
+    def _write_results(self, outcomes: list[Outcome]) -> None:
         if not outcomes:
             return
-        with self._write():
-            m.Attempt.insert_many(
-                [
-                    {
-                        "delivery": o.delivery_id,
-                        "number": o.attempt.number,
-                        "timestamp": o.attempt.timestamp,
-                        "duration_ms": o.attempt.duration_ms,
-                        "response_status": o.attempt.response_status,
-                        "response_body": o.attempt.response_body[:RESPONSE_BODY_LOGGED],
-                        "error": o.attempt.error,
-                    }
-                    for o in outcomes
-                ]
-            ).on_conflict_ignore().execute()
-            # One UPDATE per distinct result (all first-attempt successes share one), not
-            # one per delivery.
-            same: dict[tuple[int, int | None, int], list[str]] = {}
-            for o in outcomes:
-                key = (o.status, o.next_attempt_timestamp, o.attempt.number)
-                same.setdefault(key, []).append(o.delivery_id)
-            for (status, next_attempt, number), ids in same.items():
-                for chunk in pw.chunked(ids, 500):
-                    m.Delivery.update(
-                        status=status,
-                        next_attempt_timestamp=next_attempt,
-                        attempt_count=number,
-                        lease_owner=None,
-                        lease_until=None,
-                    ).where(m.Delivery.id.in_(chunk)).execute()
-            for o in outcomes:
-                if o.disable_webhook:
-                    m.Webhook.update(
-                        status=WebhookStatus.DISABLED, last_updated_timestamp=now_ms()
-                    ).where(m.Webhook.id == o.disable_webhook).execute()
-                    _cancel_pending(o.disable_webhook)
+        m.Attempt.insert_many(
+            [
+                {
+                    "delivery": o.delivery_id,
+                    "number": o.attempt.number,
+                    "timestamp": o.attempt.timestamp,
+                    "duration_ms": o.attempt.duration_ms,
+                    "response_status": o.attempt.response_status,
+                    "response_body": o.attempt.response_body[:RESPONSE_BODY_LOGGED],
+                    "error": o.attempt.error,
+                }
+                for o in outcomes
+            ]
+        ).on_conflict_ignore().execute()
+        # One UPDATE per distinct result (all first-attempt successes share one), not
+        # one per delivery.
+        same: dict[tuple[int, int | None, int], list[str]] = {}
+        for o in outcomes:
+            key = (o.status, o.next_attempt_timestamp, o.attempt.number)
+            same.setdefault(key, []).append(o.delivery_id)
+        for (status, next_attempt, number), ids in same.items():
+            for chunk in pw.chunked(ids, 500):
+                m.Delivery.update(
+                    status=status,
+                    next_attempt_timestamp=next_attempt,
+                    attempt_count=number,
+                    lease_owner=None,
+                    lease_until=None,
+                ).where(m.Delivery.id.in_(chunk)).execute()
+        for o in outcomes:
+            if o.disable_webhook:
+                m.Webhook.update(
+                    status=WebhookStatus.DISABLED, last_updated_timestamp=now_ms()
+                ).where(m.Webhook.id == o.disable_webhook).execute()
+                _cancel_pending(o.disable_webhook)
 
     def cancel(self, delivery_ids: list[str]) -> None:
         """Cancels deliveries whose webhook was deleted or disabled after they were claimed."""
         with self._write():
+            self._cancel(delivery_ids)
+
+    @staticmethod
+    def _cancel(delivery_ids: list[str]) -> None:
+        for chunk in pw.chunked(delivery_ids, 500):
             m.Delivery.update(
                 status=DeliveryStatus.CANCELLED,
                 next_attempt_timestamp=None,
                 lease_owner=None,
                 lease_until=None,
-            ).where(m.Delivery.id.in_(delivery_ids)).execute()
+            ).where(m.Delivery.id.in_(chunk)).execute()
 
     def release(self, owner: str, delivery_ids: list[str]) -> None:
         """Hands claimed rows back (on shutdown) so any process can take them at once."""
@@ -481,7 +616,7 @@ class Store:
                 is_test=True,
                 creation_timestamp=event.creation_timestamp,
             )
-            self.record([outcome])
+            self._write_results([outcome])
 
     def get_delivery(self, delivery_id: str) -> DeliveryRecord | None:
         row = (
@@ -569,22 +704,26 @@ class Store:
             url=row.url,
             events=events,
             status=row.status,
-            secret=self._box.open(row.secret_token),
+            secret=self._secret(row.secret_token),
             creation_timestamp=row.creation_timestamp,
             last_updated_timestamp=row.last_updated_timestamp,
         )
 
 
+def _event_row(event: EventRecord) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "entity": event.event[0],
+        "action": event.event[1],
+        "data": event.data,
+        "occurred_at": event.occurred_at,
+        "idempotency_key": event.idempotency_key,
+        "creation_timestamp": event.creation_timestamp,
+    }
+
+
 def _insert_event(event: EventRecord) -> None:
-    m.Event.create(
-        id=event.id,
-        entity=event.event[0],
-        action=event.event[1],
-        data=event.data,
-        occurred_at=event.occurred_at,
-        idempotency_key=event.idempotency_key,
-        creation_timestamp=event.creation_timestamp,
-    )
+    m.Event.insert(_event_row(event)).execute()
 
 
 def _one_webhook_statements() -> tuple[str, str]:
