@@ -168,7 +168,8 @@ class WebhookCore:
         chosen = validation.event(*event) if event is not None else webhook.events[0]
         record = _event_record(chosen, events.EVENTS[chosen].example, None)
         delivery_id = str(uuid.uuid4())
-        body = payload(chosen, events.EVENTS[chosen].example, record.occurred_at)
+        assert record.payload is not None  # _event_record always makes it
+        body = record.payload.encode()
         attempt = await self._sender.send(webhook.url, webhook.secret, delivery_id, body)
         status = DeliveryStatus.SUCCEEDED if attempt.succeeded else DeliveryStatus.FAILED
         outcome = Outcome(delivery_id, attempt_record(1, attempt), status, None)
@@ -248,11 +249,15 @@ class WebhookCore:
 def _event_record(
     event: events.Event, data: dict[str, object], idempotency_key: str | None
 ) -> EventRecord:
+    """The event as stored, with the body every attempt will send, made here once (the
+    signature of each attempt is computed over exactly these bytes)."""
+    occurred_at = iso_now()
     return EventRecord(
         id=str(uuid.uuid4()),
         event=event,
         data=json.dumps(data),
-        occurred_at=iso_now(),
+        occurred_at=occurred_at,
         creation_timestamp=now_ms(),
         idempotency_key=idempotency_key,
+        payload=payload(event, data, occurred_at).decode(),
     )

@@ -210,6 +210,28 @@ def test_schema_version_and_reopen(database: Database, store: Store) -> None:
     again.close()
 
 
+def test_version_2_gains_the_payload_column_and_its_events_still_have_a_body(
+    database: Database, store: Store
+) -> None:
+    from server.delivery.sender import payload
+    from server.delivery.worker import body_of
+    from server.store import models as m
+
+    store.create_webhook(webhook())
+    _, [delivery_id] = store.publish(event())  # stored without a payload, as version 2 did
+    store.db.execute_sql("ALTER TABLE events DROP COLUMN payload")
+    m.SchemaVersion.update(version=2).execute()
+    store.close()
+    again = Store(database.url, database.secret_key)
+    again.open()
+    assert "payload" in {c.name for c in again.db.get_columns("events")}
+    assert m.SchemaVersion.select().first().version == SCHEMA_VERSION
+    item = again.outgoing(delivery_id)
+    assert item is not None and item.payload is None
+    assert body_of(item) == payload(EVENT, {"n": 1}, "2026-01-01T00:00:00+00:00")
+    again.close()
+
+
 def test_postgres_needs_the_key(tmp_path: Path) -> None:
     with (
         fresh("postgresql", tmp_path) as database,

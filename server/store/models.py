@@ -72,6 +72,9 @@ class Event(BaseModel):
     data = pw.TextField()  # the JSON object, exactly as it will be delivered
     # ISO-8601 time put in the payload, fixed at publish so every attempt sends the same body.
     occurred_at = pw.CharField(max_length=40)
+    # The body every attempt sends, byte for byte, built once at publish (schema version 3;
+    # NULL for events stored before it, whose body is built from data and occurred_at).
+    payload = pw.TextField(null=True)
     idempotency_key = pw.CharField(max_length=255, null=True, unique=True)
     creation_timestamp = pw.BigIntegerField()
 
@@ -117,8 +120,13 @@ class Attempt(BaseModel):
         primary_key = pw.CompositeKey("delivery", "number")
 
 
-# Tables by the schema version that added them (server/store/store.py migrates).
+# Tables, and columns of existing tables, by the schema version that added them
+# (server/store/store.py migrates).
 TABLES_BY_VERSION: dict[int, list[type[BaseModel]]] = {
     1: [SchemaVersion, Webhook, Subscription],
     2: [Event, Delivery, Attempt],
+    3: [],
+}
+COLUMNS_BY_VERSION: dict[int, list[pw.Field]] = {
+    3: [Event.payload],
 }

@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import peewee as pw
 from playhouse.db_url import connect
+from playhouse.migrate import SchemaMigrator, migrate
 
 from server.errors import InvalidArgument
 from server.events import Event
@@ -88,6 +89,7 @@ class EventRecord:
     occurred_at: str  # ISO-8601, as it goes into the payload
     creation_timestamp: int
     idempotency_key: str | None = None
+    payload: str | None = None  # the body every attempt sends, made once at publish
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class Outgoing:
     event: Event
     data: str
     occurred_at: str
+    payload: str | None  # the stored body; None for events stored before it was kept
     url: str | None  # None when the webhook is gone
     secret: str | None = field(repr=False, default=None)
     webhook_active: bool = False
@@ -120,6 +123,68 @@ class Outcome:
 class Page:
     items: list[Any]
     next_token: str | None
+
+
+# The hot path's statements, with `?` placeholders (see Store._sql). Identifiers are quoted
+# as peewee quotes them, so they mean the same tables on SQLite and PostgreSQL.
+INSERT_EVENTS = (
+    'INSERT INTO "events" ("id", "entity", "action", "data", "occurred_at", '
+    '"idempotency_key", "creation_timestamp", "payload") VALUES '
+)
+SUBSCRIBERS = (
+    'SELECT w."id" FROM "webhooks" AS w JOIN "webhook_events" AS s ON s."webhook_id" = w."id" '
+    'WHERE s."entity" = ? AND s."action" = ? AND w."status" = ?'
+)
+INSERT_DELIVERIES = (
+    'INSERT INTO "deliveries" ("id", "event_id", "webhook_id", "status", "attempt_count", '
+    '"next_attempt_timestamp", "is_test", "creation_timestamp") VALUES '
+)
+DUE = (
+    'SELECT "id", "webhook_id" FROM "deliveries" WHERE "status" = ? '
+    'AND "next_attempt_timestamp" <= ? AND ("lease_until" IS NULL OR "lease_until" < ?)'
+)
+LEASE = 'UPDATE "deliveries" SET "lease_owner" = ?, "lease_until" = ? WHERE "id" IN '
+OUTGOING = (
+    'SELECT d."id", d."webhook_id", d."attempt_count", e."entity", e."action", e."data", '
+    'e."occurred_at", e."payload", w."url", w."secret_token", w."status" '
+    'FROM "deliveries" AS d '
+    'JOIN "events" AS e ON e."id" = d."event_id" '
+    'LEFT OUTER JOIN "webhooks" AS w ON w."id" = d."webhook_id" '
+    'WHERE d."id" IN {ids} ORDER BY d."next_attempt_timestamp"'
+)
+INSERT_ATTEMPTS = (
+    'INSERT INTO "delivery_attempts" ("delivery_id", "number", "timestamp", "duration_ms", '
+    '"response_status", "response_body", "error") VALUES {rows} ON CONFLICT DO NOTHING'
+)
+RESULT = (
+    'UPDATE "deliveries" SET "status" = ?, "next_attempt_timestamp" = ?, "attempt_count" = ?, '
+    '"lease_owner" = NULL, "lease_until" = NULL WHERE "id" IN '
+)
+
+
+EVENT_COLUMNS = (
+    "id",
+    "entity",
+    "action",
+    "data",
+    "occurred_at",
+    "idempotency_key",
+    "creation_timestamp",
+    "payload",
+)
+
+
+def _row(width: int) -> str:
+    return "(" + ", ".join("?" * width) + ")"
+
+
+def _rows(count: int, width: int) -> str:
+    return ", ".join([_row(width)] * count)
+
+
+@functools.lru_cache(maxsize=256)
+def _dialect(text: str, param: str) -> str:
+    return text if param == "?" else text.replace("?", param)
 
 
 def now_ms() -> int:
@@ -180,6 +245,12 @@ class Store:
         # secret is a new token), so each token is decrypted once.
         self._secret = functools.lru_cache(maxsize=4096)(self._box.open)
 
+    def _sql(self, text: str, params: Sequence[object] = ()) -> Any:
+        """Runs a statement written with `?` placeholders, in this database's style. The hot
+        path's statements are written out: peewee composing them cost more than running
+        them (docs/benchmarks.md)."""
+        return self.db.execute_sql(_dialect(text, self.db.param), params)
+
     # -- lifecycle -----------------------------------------------------------------------
 
     def open(self) -> None:
@@ -199,6 +270,7 @@ class Store:
             # playhouse.migrate operations here.
             for version in range(row.version + 1, SCHEMA_VERSION + 1):
                 self.db.create_tables(m.TABLES_BY_VERSION[version], safe=True)
+                self._add_columns(m.COLUMNS_BY_VERSION.get(version, []))
             m.SchemaVersion.update(version=SCHEMA_VERSION).execute()
         sample = (
             m.Webhook.select(m.Webhook.secret_token)
@@ -207,6 +279,15 @@ class Store:
         )
         if sample is not None:
             self._box.open(sample.secret_token)
+
+    def _add_columns(self, fields: list[pw.Field]) -> None:
+        """Adds each field's column unless its table already has it (a table made by this
+        version's models has it from the start)."""
+        migrator = SchemaMigrator.from_database(self.db)
+        for model_field in fields:
+            table = model_field.model._meta.table_name
+            if model_field.column_name not in {c.name for c in self.db.get_columns(table)}:
+                migrate(migrator.add_column(table, model_field.column_name, model_field))
 
     def close(self) -> None:
         self.db.close()
@@ -347,44 +428,40 @@ class Store:
                     first_of_key[key] = i
                 fresh.append(i)
         for chunk in pw.chunked(fresh, 200):
-            m.Event.insert_many([_event_row(events[i]) for i in chunk]).execute()
+            self._sql(
+                INSERT_EVENTS + _rows(len(chunk), len(EVENT_COLUMNS)),
+                [value for i in chunk for value in _event_values(events[i])],
+            )
         subscribers = {kind: self._subscribers(kind) for kind in {events[i].event for i in fresh}}
-        rows = []
+        rows: list[object] = []
         for i in fresh:
             event = events[i]
             # Sorted, as a repeated idempotency key answers them (read back by id).
             ids = sorted(str(uuid.uuid4()) for _ in subscribers[event.event])
             results[i] = (event.id, ids)
-            rows += [
-                {
-                    "id": delivery_id,
-                    "event": event.id,
-                    "webhook_id": webhook_id,
-                    "status": DeliveryStatus.PENDING,
-                    "next_attempt_timestamp": event.creation_timestamp,
-                    "creation_timestamp": event.creation_timestamp,
-                }
-                for delivery_id, webhook_id in zip(ids, subscribers[event.event], strict=True)
-            ]
-        for chunk in pw.chunked(rows, 500):
-            m.Delivery.insert_many(chunk).execute()
+            for delivery_id, webhook_id in zip(ids, subscribers[event.event], strict=True):
+                # id, event_id, webhook_id, status, attempt_count, next_attempt_timestamp,
+                # is_test, creation_timestamp
+                rows += [
+                    delivery_id,
+                    event.id,
+                    webhook_id,
+                    DeliveryStatus.PENDING,
+                    0,
+                    event.creation_timestamp,
+                    False,
+                    event.creation_timestamp,
+                ]
+        for chunk in pw.chunked(rows, 8 * 200):
+            self._sql(INSERT_DELIVERIES + _rows(len(chunk) // 8, 8), chunk)
         for i, first in repeats:
             results[i] = results[first]
         return [r for r in results if r is not None]
 
-    @staticmethod
-    def _subscribers(kind: Event) -> list[str]:
+    def _subscribers(self, kind: Event) -> list[str]:
         """The ACTIVE webhooks subscribed to one (entity, action)."""
-        return [
-            row.id
-            for row in m.Webhook.select(m.Webhook.id)
-            .join(m.Subscription)
-            .where(
-                (m.Subscription.entity == kind[0])
-                & (m.Subscription.action == kind[1])
-                & (m.Webhook.status == WebhookStatus.ACTIVE)
-            )
-        ]
+        cursor = self._sql(SUBSCRIBERS, (kind[0], kind[1], WebhookStatus.ACTIVE))
+        return [row[0] for row in cursor.fetchall()]
 
     def _recent_events(self, keys: set[str], now: int) -> dict[str, tuple[str, list[str]]]:
         """The first publication of each key still in its window: its event and delivery ids."""
@@ -454,59 +531,32 @@ class Store:
         busy_webhooks: set[str],
         room: Callable[[str], int] | None,
     ) -> list[Outgoing]:
-        due = (
-            m.Delivery.select(m.Delivery.id, m.Delivery.webhook_id)
-            .where(
-                (m.Delivery.status == DeliveryStatus.PENDING)
-                & (m.Delivery.next_attempt_timestamp <= now)
-                & (m.Delivery.lease_until.is_null() | (m.Delivery.lease_until < now))
-            )
-            .order_by(m.Delivery.next_attempt_timestamp)
-            .limit(limit)
-        )
-        if busy_webhooks:
-            due = due.where(m.Delivery.webhook_id.not_in(list(busy_webhooks)))
+        busy = list(busy_webhooks)
+        text = DUE
+        if busy:
+            text += f' AND "webhook_id" NOT IN {_row(len(busy))}'
+        text += ' ORDER BY "next_attempt_timestamp" LIMIT ?'
         if not self.is_sqlite:
-            due = due.for_update(skip_locked=True)
+            text += " FOR UPDATE SKIP LOCKED"
+        due = self._sql(text, [DeliveryStatus.PENDING, now, now, *busy, limit]).fetchall()
         ids = []
         taken: Counter[str] = Counter()
-        for delivery_id, webhook_id in due.tuples():
+        for delivery_id, webhook_id in due:
             if room is not None and taken[webhook_id] >= room(webhook_id):
                 continue  # not leased: due again at the next claim, here or anywhere
             taken[webhook_id] += 1
             ids.append(delivery_id)
         if not ids:
             return []
-        m.Delivery.update(lease_owner=owner, lease_until=now + lease_ms).where(
-            m.Delivery.id.in_(ids)
-        ).execute()
-        return self._outgoing(m.Delivery.id.in_(ids))
+        self._sql(LEASE + _row(len(ids)), [owner, now + lease_ms, *ids])
+        return self._outgoing(ids)
 
     def outgoing(self, delivery_id: str) -> Outgoing | None:
-        found = self._outgoing(m.Delivery.id == delivery_id)
+        found = self._outgoing([delivery_id])
         return found[0] if found else None
 
-    def _outgoing(self, where: pw.Expression) -> list[Outgoing]:
-        rows = (
-            m.Delivery.select(
-                m.Delivery.id,
-                m.Delivery.webhook_id,
-                m.Delivery.attempt_count,
-                m.Event.entity,
-                m.Event.action,
-                m.Event.data,
-                m.Event.occurred_at,
-                m.Webhook.url,
-                m.Webhook.secret_token,
-                m.Webhook.status,
-            )
-            .join(m.Event)
-            .switch(m.Delivery)
-            .join(m.Webhook, pw.JOIN.LEFT_OUTER, on=(m.Delivery.webhook_id == m.Webhook.id))
-            .where(where)
-            .order_by(m.Delivery.next_attempt_timestamp)
-            .tuples()
-        )
+    def _outgoing(self, ids: list[str]) -> list[Outgoing]:
+        rows = self._sql(OUTGOING.format(ids=_row(len(ids))), ids).fetchall()
         return [
             Outgoing(
                 delivery_id=delivery_id,
@@ -515,6 +565,7 @@ class Store:
                 event=(entity, action),
                 data=data,
                 occurred_at=occurred_at,
+                payload=payload,
                 url=url,
                 # Tuples: a deleted webhook's columns are NULL, its status too.
                 secret=self._secret(secret_token),
@@ -528,6 +579,7 @@ class Store:
                 action,
                 data,
                 occurred_at,
+                payload,
                 url,
                 secret_token,
                 status,
@@ -543,20 +595,21 @@ class Store:
     def _write_results(self, outcomes: list[Outcome]) -> None:
         if not outcomes:
             return
-        m.Attempt.insert_many(
-            [
-                {
-                    "delivery": o.delivery_id,
-                    "number": o.attempt.number,
-                    "timestamp": o.attempt.timestamp,
-                    "duration_ms": o.attempt.duration_ms,
-                    "response_status": o.attempt.response_status,
-                    "response_body": o.attempt.response_body[:RESPONSE_BODY_LOGGED],
-                    "error": o.attempt.error,
-                }
-                for o in outcomes
+        for chunk in pw.chunked(outcomes, 200):
+            values = [
+                value
+                for o in chunk
+                for value in (
+                    o.delivery_id,
+                    o.attempt.number,
+                    o.attempt.timestamp,
+                    o.attempt.duration_ms,
+                    o.attempt.response_status,
+                    o.attempt.response_body[:RESPONSE_BODY_LOGGED],
+                    o.attempt.error,
+                )
             ]
-        ).on_conflict_ignore().execute()
+            self._sql(INSERT_ATTEMPTS.format(rows=_rows(len(chunk), 7)), values)
         # One UPDATE per distinct result (all first-attempt successes share one), not
         # one per delivery.
         same: dict[tuple[int, int | None, int], list[str]] = {}
@@ -565,13 +618,7 @@ class Store:
             same.setdefault(key, []).append(o.delivery_id)
         for (status, next_attempt, number), ids in same.items():
             for chunk in pw.chunked(ids, 500):
-                m.Delivery.update(
-                    status=status,
-                    next_attempt_timestamp=next_attempt,
-                    attempt_count=number,
-                    lease_owner=None,
-                    lease_until=None,
-                ).where(m.Delivery.id.in_(chunk)).execute()
+                self._sql(RESULT + _row(len(chunk)), [status, next_attempt, number, *chunk])
         for o in outcomes:
             if o.disable_webhook:
                 m.Webhook.update(
@@ -710,20 +757,21 @@ class Store:
         )
 
 
-def _event_row(event: EventRecord) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "entity": event.event[0],
-        "action": event.event[1],
-        "data": event.data,
-        "occurred_at": event.occurred_at,
-        "idempotency_key": event.idempotency_key,
-        "creation_timestamp": event.creation_timestamp,
-    }
+def _event_values(event: EventRecord) -> tuple[object, ...]:
+    return (
+        event.id,
+        event.event[0],
+        event.event[1],
+        event.data,
+        event.occurred_at,
+        event.idempotency_key,
+        event.creation_timestamp,
+        event.payload,
+    )
 
 
 def _insert_event(event: EventRecord) -> None:
-    m.Event.insert(_event_row(event)).execute()
+    m.Event.insert(dict(zip(EVENT_COLUMNS, _event_values(event), strict=True))).execute()
 
 
 def _one_webhook_statements() -> tuple[str, str]:
