@@ -1,8 +1,10 @@
-"""`python -m bench [--smoke] [--only NAME ...] [--out FILE]`.
+"""`python -m bench [--smoke] [--only NAME ...] [--out FILE | --merge-into FILE]`.
 
 A full run writes docs/benchmarks.md and docs/benchmarks.png; `--smoke` runs every scenario
-with tiny counts and `--only` runs some, both writing to a temporary file unless `--out` is
-given, so docs/ only ever holds complete runs."""
+with tiny counts (but those in SMOKE_SKIPS) and `--only` runs some, both writing to a
+temporary file unless `--out` is given, so docs/ only ever holds complete runs. A full run
+of some sections can replace just those sections of a complete report with `--merge-into`,
+which says in the report how and when they were measured."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from bench import delivery, listing, load, machine, procs, report, scale, startup, unary
+from bench import bridge, delivery, listing, load, machine, procs, report, scale, startup, unary
 from bench.common import Context, Settings, clean_environment
 from bench.procs import ROOT
 
@@ -34,8 +36,15 @@ SCENARIOS: dict[str, Callable[[Context], None]] = {
     "memory": listing.memory_idle,
     "startup": startup.startup,
     "scale": scale.scale_out,
+    "bridge": bridge.bridge,
 }
 DOCS = ROOT / "docs" / "benchmarks.md"
+# Scenarios a plain `--smoke` leaves out (`--smoke --only NAME` still runs them), and why.
+SMOKE_SKIPS = {
+    "bridge": "two `mlflow server` processes take 15-25 s each to start and as long to stop, "
+    "more than a smoke run may add to `make test`; `python -m bench --smoke --only bridge` "
+    "runs it",
+}
 
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -45,10 +54,21 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         "--only", action="append", choices=sorted(SCENARIOS), help="run only these (repeatable)"
     )
     parser.add_argument("--out", type=Path, help="the Markdown file to write (PNG beside it)")
+    parser.add_argument(
+        "--merge-into",
+        type=Path,
+        metavar="FILE",
+        help="with --only, a full run: replace only these sections in this complete report",
+    )
     parser.add_argument("--runs", type=int, help="runs per figure (default 3; smoke 1)")
     parser.add_argument("--load-procs", type=int, help="processes the unary load is split over")
     parser.add_argument("--workdir", type=Path, help="keep databases and logs here")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.merge_into and (args.smoke or not args.only or args.out):
+        parser.error("--merge-into takes --only, and neither --smoke nor --out")
+    if args.merge_into and not args.merge_into.exists():
+        parser.error(f"--merge-into {args.merge_into}: no such report")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = replace(settings, runs=args.runs)
     if args.load_procs:
         settings = replace(settings, load_procs=args.load_procs)
-    names = args.only or list(SCENARIOS)
-    out = args.out
+    names = args.only or [n for n in SCENARIOS if not (args.smoke and n in SMOKE_SKIPS)]
+    out = args.merge_into or args.out
     if out is None:
         out = DOCS if not (args.smoke or args.only) else Path(tempfile.mkdtemp()) / "benchmarks.md"
     mode = "smoke run: tiny counts, not a measurement" if args.smoke else "full run"
@@ -74,7 +94,15 @@ def main(argv: list[str] | None = None) -> int:
         ctx = run_scenarios(args, settings, names, failures)
     finally:
         procs.stop_all()
-    write_report(args, ctx, out, mode, load_before, argv)
+    for name in set(SCENARIOS) - set(names):
+        if args.smoke and name in SMOKE_SKIPS:
+            ctx.note("Skipped", f"`{name}`: {SMOKE_SKIPS[name]}.")
+    if args.merge_into and failures:
+        print(f"not merged into {args.merge_into}: {', '.join(failures)} failed", file=sys.stderr)
+    elif args.merge_into:
+        merge_report(args, ctx, load_before, argv)
+    else:
+        write_report(args, ctx, out, mode, load_before, argv)
     if failures:
         print(f"scenarios that failed: {', '.join(failures)}", file=sys.stderr)
         return 1
@@ -138,6 +166,27 @@ def write_report(
         )
     )
     print(f"wrote {out}" + (f" and {png}" if drawn else ""), flush=True)
+
+
+def merge_report(
+    args: argparse.Namespace, ctx: Context, load_before: str, argv: list[str] | None
+) -> None:
+    """Replaces the sections run now in the complete report args.merge_into, and says in
+    its header how they were measured; its chart is left as it is."""
+    out: Path = args.merge_into
+    rows = sorted(ctx.rows, key=lambda row: row.section.split(".")[0])
+    notes = {section: ctx.notes[section] for section in sorted(ctx.notes)}
+    command = "python -m bench " + " ".join(argv or sys.argv[1:])
+    partial = report.markdown(
+        rows, machine.description(), load_before, "full run", notes, None, command, ""
+    )
+    sections = sorted({row.section for row in rows} | set(notes))
+    provenance = (
+        f"`{command}` (full run) on {machine.description()}; code {machine.revision()}; "
+        f"load average before: {load_before}"
+    )
+    out.write_text(report.merge(out.read_text(), partial, sections, provenance))
+    print(f"merged {', '.join(sections)} into {out}", flush=True)
 
 
 if __name__ == "__main__":

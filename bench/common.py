@@ -46,6 +46,9 @@ class Settings:
     page_repeats: int = 20
     starts: int = 5
     settle_timeout: float = 180.0
+    bridge_iterations: int = 300
+    bridge_warmup: int = 20
+    bridge_interval: float = 0.1
 
     @classmethod
     def smoke(cls) -> Settings:
@@ -66,6 +69,9 @@ class Settings:
             page_repeats=3,
             starts=1,
             settle_timeout=20.0,
+            bridge_iterations=5,
+            bridge_warmup=1,
+            bridge_interval=0.0,
         )
 
 

@@ -5,8 +5,10 @@
 - `bare-http`: a bare aiohttp handler answering the same constant JSON bodies on the shim's
   paths;
 - `receiver`: a webhook receiver that counts POSTs, records their arrival times and, when
-  the body's `data.bench_sent` is there, the latency since it was sent. `GET /stats` reads
-  the counters, `POST /reset` clears them.
+  the body's `data.bench_sent` is there, the latency since it was sent. POSTs to
+  `/mlflow/{via}` (MLflow's payloads, which have no such field) are also recorded one by one:
+  arrival time, event, and the model name, version and alias they name. `GET /stats` reads
+  the counters (`?latencies=1`, `?arrivals=1` add the lists), `POST /reset` clears them.
 
 Run as `python -m bench.procs KIND`; each prints `grpc listening on HOST:PORT` or
 `http listening on HOST:PORT` once it serves, like the server."""
@@ -104,6 +106,7 @@ async def serve_receiver() -> None:
     count = 0
     first = last = 0.0
     latencies: list[float] = []
+    arrivals: list[dict[str, Any]] = []
 
     async def hook(request: web.Request) -> web.Response:
         nonlocal count, first, last
@@ -117,21 +120,39 @@ async def serve_receiver() -> None:
             latencies.append((now - sent) * 1000)
         return web.Response(text="ok")
 
+    async def mlflow_hook(request: web.Request) -> web.Response:
+        response = await hook(request)
+        body = json.loads(await request.read())
+        data = body.get("data", {})
+        arrivals.append(
+            {
+                "via": request.match_info["via"],
+                "time": last,
+                "event": f"{body.get('entity')}.{body.get('action')}",
+                "key": f"{data.get('name')}/{data.get('version')}/{data.get('alias', '')}",
+            }
+        )
+        return response
+
     async def stats(request: web.Request) -> web.Response:
         result: dict[str, Any] = {"count": count, "first": first, "last": last}
         if request.query.get("latencies"):
             result["latencies_ms"] = latencies
+        if request.query.get("arrivals"):
+            result["arrivals"] = arrivals
         return web.json_response(result)
 
     async def reset(_: web.Request) -> web.Response:
         nonlocal count, first, last
         count, first, last = 0, 0.0, 0.0
         latencies.clear()
+        arrivals.clear()
         return web.json_response({"count": 0})
 
     app = web.Application()
     app.router.add_get("/stats", stats)
     app.router.add_post("/reset", reset)
+    app.router.add_post("/mlflow/{via}", mlflow_hook)
     app.router.add_post("/{tail:.*}", hook)
     await _serve_http(app)
 

@@ -148,6 +148,103 @@ def markdown(
     return "\n".join(lines).rstrip() + "\n"
 
 
+MAIN_HEADER = "| # | figure | target | measured | ceiling | ratio | result |"
+RUNS_HEADER = "| # | figure | runs | ceiling runs |"
+MISSED_HEADER = "## Missed targets"
+NOTES_HEADER = "## How each figure is measured"
+NO_MISSED = "None: every figure with a target met it."
+MEASURED_APART = ": measured apart from the rest by"
+
+
+def _section(line: str) -> str:
+    """The section a table row (`| 8. MLflow bridge | …`) or a heading belongs to."""
+    return line.removeprefix("### ").removeprefix("| ").split(" |", 1)[0]
+
+
+def _order(section: str) -> tuple[int, str]:
+    number, _, _ = section.partition(".")
+    return (int(number) if number.isdigit() else 1_000_000, section)
+
+
+def _table(lines: list[str], header: str) -> tuple[int, int]:
+    """Where the rows of the table under `header` start and end."""
+    start = lines.index(header) + 2
+    end = start
+    while end < len(lines) and lines[end].startswith("| "):
+        end += 1
+    return start, end
+
+
+def _items(lines: list[str], heading: str) -> tuple[int, int]:
+    """Where the lines of a `## heading` start (after its blank line) and end (a blank)."""
+    start = lines.index(heading) + 2
+    end = start
+    while end < len(lines) and lines[end].strip():
+        end += 1
+    return start, end
+
+
+def _notes(lines: list[str]) -> dict[str, list[str]]:
+    """The `### section` blocks after NOTES_HEADER, each with its lines."""
+    blocks: dict[str, list[str]] = {}
+    if NOTES_HEADER not in lines:
+        return blocks
+    current: list[str] = []
+    for line in lines[lines.index(NOTES_HEADER) + 1 :]:
+        if line.startswith("### "):
+            current = blocks.setdefault(_section(line), [])
+        if line.strip() or current:
+            current.append(line)
+    return blocks
+
+
+def merge(existing: str, partial: str, sections: list[str], provenance: str) -> str:
+    """The complete report `existing` with `sections` (rows, runs, missed targets, notes)
+    replaced by those of `partial`, a report of a run of only these sections, and a header
+    line saying how they were measured (`provenance`)."""
+    old, new = existing.splitlines(), partial.splitlines()
+    ours = set(sections)
+    for header in (MAIN_HEADER, RUNS_HEADER):
+        start, end = _table(old, header)
+        new_start, new_end = _table(new, header)
+        rows = [line for line in old[start:end] if _section(line) not in ours]
+        rows += new[new_start:new_end]
+        old[start:end] = sorted(rows, key=lambda line: _order(_section(line)))
+    start, end = _items(old, MISSED_HEADER)
+    kept = [
+        line
+        for line in old[start:end]
+        if line != NO_MISSED and not any(line.startswith(f"- **{s} ") for s in ours)
+    ]
+    new_start, new_end = _items(new, MISSED_HEADER)
+    added = [line for line in new[new_start:new_end] if line != NO_MISSED]
+    old[start:end] = kept + added or [NO_MISSED]
+
+    blocks = {k: v for k, v in _notes(old).items() if k not in ours}
+    blocks.update(_notes(new))
+    if NOTES_HEADER in old:
+        del old[old.index(NOTES_HEADER) :]
+        while old and not old[-1].strip():
+            old.pop()
+    old += ["", NOTES_HEADER, ""]
+    for section in sorted(blocks, key=_order):
+        block = blocks[section]
+        while block and not block[-1].strip():
+            block = block[:-1]
+        old += [*block, ""]
+
+    header_end = old.index(MAIN_HEADER)
+    head = [
+        line
+        for line in old[:header_end]
+        if not (MEASURED_APART in line and any(line.startswith(f"- {s}") for s in ours))
+    ]
+    anchor = next((i + 1 for i, line in enumerate(head) if line.startswith("- Load average")), 0)
+    head.insert(anchor, f"- {', '.join(sorted(ours, key=_order))}{MEASURED_APART} {provenance}")
+    text = "\n".join(head + old[header_end:])
+    return text.rstrip() + "\n"
+
+
 def chart(rows: list[Row], machine: str, path: Path) -> bool:
     """Two panels: throughput as a share of its ceiling, and times and memory as a share of
     their targets. False when matplotlib is not installed (the bench extra)."""
