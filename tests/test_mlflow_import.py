@@ -313,17 +313,19 @@ def test_bad_arguments_exit_2() -> None:
 
 
 class AuthCheckingMlflow:
-    """Stands in for an MLflow server behind an auth proxy (the header is what is under test,
-    not MLflow): records the Authorization header and answers an empty webhook list."""
+    """Stands in for an MLflow server behind an auth proxy (the headers are what is under
+    test, not MLflow): records the Authorization and workspace headers and answers an empty
+    webhook list."""
 
     def __init__(self) -> None:
-        self.headers: list[str | None] = []
+        self.headers: list[tuple[str | None, str | None]] = []
         self.url = ""
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> AuthCheckingMlflow:
         async def webhooks(request: web.Request) -> web.Response:
-            self.headers.append(request.headers.get("Authorization"))
+            headers = request.headers
+            self.headers.append((headers.get("Authorization"), headers.get("X-MLFLOW-WORKSPACE")))
             return web.json_response({})
 
         app = web.Application()
@@ -347,7 +349,7 @@ async def auth_mlflow() -> AsyncIterator[AuthCheckingMlflow]:
     await fake.stop()
 
 
-async def test_sends_mlflow_tracking_credentials(
+async def test_sends_mlflow_tracking_credentials_and_workspace(
     auth_mlflow: AuthCheckingMlflow, strict_service: ServerProcess
 ) -> None:
     async def run(env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -358,9 +360,15 @@ async def test_sends_mlflow_tracking_credentials(
         {},
         {"MLFLOW_TRACKING_TOKEN": "t0ken"},
         {"MLFLOW_TRACKING_USERNAME": "ana", "MLFLOW_TRACKING_PASSWORD": "pw"},
+        {"MLFLOW_WORKSPACE": "team-a"},
     ):
         done = await run(env)
         assert done.returncode == 0, done.stderr
         assert "0 webhooks in MLflow" in done.stdout
     basic = "Basic " + base64.b64encode(b"ana:pw").decode()
-    assert auth_mlflow.headers == [None, "Bearer t0ken", basic]
+    assert auth_mlflow.headers == [
+        (None, None),
+        ("Bearer t0ken", None),
+        (basic, None),
+        (None, "team-a"),
+    ]

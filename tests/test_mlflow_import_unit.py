@@ -9,7 +9,14 @@ import base64
 import pytest
 
 from clients.python import mlflow_import as mi
-from clients.python.mlflow_rest import MlflowError, MlflowWebhook, auth_header, base_url, explain
+from clients.python.mlflow_rest import (
+    MlflowError,
+    MlflowWebhook,
+    auth_header,
+    base_url,
+    explain,
+    request_headers,
+)
 from generated import webhooks_pb2 as pb
 
 
@@ -112,6 +119,14 @@ def test_auth_header_as_mlflow_sends_it() -> None:
     assert auth_header({"MLFLOW_TRACKING_USERNAME": "ana", "MLFLOW_TRACKING_TOKEN": "t"}) == (
         "Bearer t"
     )
+
+
+def test_request_headers_add_the_workspace() -> None:
+    assert request_headers({}) == {}
+    assert request_headers({"MLFLOW_WORKSPACE": " team-a ", "MLFLOW_TRACKING_TOKEN": "t"}) == {
+        "Authorization": "Bearer t",
+        "X-MLFLOW-WORKSPACE": "team-a",
+    }
 
 
 @pytest.mark.parametrize(

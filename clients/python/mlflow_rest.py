@@ -18,6 +18,9 @@ WEBHOOKS_PATH = "/api/2.0/mlflow/webhooks"
 # Answered only by an MLflow server that runs the bridge (contract section 9).
 BRIDGE_STATUS_PATH = "/webhooks-bridge/status"
 PAGE_SIZE = 100
+# MLflow's client sends MLFLOW_WORKSPACE in this header: with workspaces on, a server lists
+# and changes only that workspace's webhooks.
+WORKSPACE_HEADER = "X-MLFLOW-WORKSPACE"
 
 
 class MlflowError(Exception):
@@ -67,6 +70,18 @@ def auth_header(env: Mapping[str, str]) -> str | None:
     return f"Bearer {token}" if token else None
 
 
+def request_headers(env: Mapping[str, str]) -> dict[str, str]:
+    """Every header MLflow's client would add for these variables."""
+    headers = {}
+    auth = auth_header(env)
+    if auth:
+        headers["Authorization"] = auth
+    workspace = env.get("MLFLOW_WORKSPACE", "").strip()
+    if workspace:
+        headers[WORKSPACE_HEADER] = workspace
+    return headers
+
+
 def tls_context(env: Mapping[str, str]) -> ssl.SSLContext:
     """MLflow's TLS variables: MLFLOW_TRACKING_INSECURE_TLS=true skips verification,
     MLFLOW_TRACKING_SERVER_CERT_PATH is the CA bundle to verify against,
@@ -103,7 +118,7 @@ class MlflowRest:
     def __init__(self, uri: str, env: Mapping[str, str], timeout: float) -> None:
         self.base = base_url(uri)
         self.timeout = timeout
-        self._auth = auth_header(env)
+        self._headers = request_headers(env)
         try:
             self._tls = tls_context(env) if self.base.startswith("https:") else None
         except (OSError, ssl.SSLError) as e:
@@ -114,9 +129,7 @@ class MlflowRest:
     ) -> tuple[int, Any]:
         """The status and the JSON body (None when not JSON) of one call. A refused
         connection or a timeout raises MlflowError; an HTTP error status is returned."""
-        headers = {"Accept": "application/json"}
-        if self._auth:
-            headers["Authorization"] = self._auth
+        headers = {"Accept": "application/json", **self._headers}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
