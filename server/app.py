@@ -153,11 +153,12 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     await sender.close()
     core.close()
     store.close()
+    observe.flush_access_log()
     log.info("stopped")
 
 
 def run(config: Config, reuse_port: bool = False) -> int:
-    observe.setup_logging(config.log_format)
+    observe.setup_logging(config.log_format, config.access_log)
     try:
         asyncio.run(serve(config, reuse_port))
     except (OSError, RuntimeError, ssl.SSLError) as e:

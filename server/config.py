@@ -32,6 +32,7 @@ class Config:
     tls_cert: str | None = None
     tls_key: str | None = None
     log_format: str = "text"
+    access_log: bool = True
 
 
 def _split_address(value: str, flag: str) -> str:
@@ -123,6 +124,12 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
     flag("--tls-cert", "WEBHOOKS_TLS_CERT", None, "PEM certificate chain: serve TLS")
     flag("--tls-key", "WEBHOOKS_TLS_KEY", None, "PEM private key of --tls-cert")
     flag("--log-format", "WEBHOOKS_LOG_FORMAT", "text", "text or json")
+    flag(
+        "--access-log",
+        "WEBHOOKS_ACCESS_LOG",
+        "on",
+        "on or off: the log line of every call and of every delivery attempt",
+    )
     parser.add_argument(
         "--allow-private-urls",
         action="store_true",
@@ -134,6 +141,8 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         raise ConfigError("--tls-cert and --tls-key go together: give both, or neither")
     if args.log_format not in ("text", "json"):
         raise ConfigError(f"--log-format is text or json, got {args.log_format!r}")
+    if args.access_log not in ("on", "off"):
+        raise ConfigError(f"--access-log is on or off, got {args.access_log!r}")
     return Config(
         grpc_address=_split_address(args.grpc_address, "--grpc-address"),
         http_address=_split_address(args.http_address, "--http-address"),
@@ -150,4 +159,5 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         tls_cert=args.tls_cert or None,
         tls_key=args.tls_key or None,
         log_format=args.log_format,
+        access_log=args.access_log == "on",
     )

@@ -4,13 +4,14 @@ either: calls are logged by method and code, attempts by ids, host and status.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import sys
 import time
 import uuid
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from prometheus_client import (
@@ -51,8 +52,60 @@ ATTEMPT_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30),
 )
 
-calls_log = logging.getLogger("webhooks.calls")
-attempts_log = logging.getLogger("webhooks.deliveries")
+CALLS_LOGGER = "webhooks.calls"
+ATTEMPTS_LOGGER = "webhooks.deliveries"
+
+
+class AccessLog:
+    """The per-call and per-attempt lines, in the same text or JSON form as every other log
+    line, but formatted here and written once per event-loop iteration for all the lines
+    that iteration made: the logging module's per-record work (a LogRecord, the caller's
+    frame, a lock and a flushed write per line) cost more than the rest of a getWebhook
+    call's logging and metrics together (docs/benchmarks.md)."""
+
+    def __init__(self, log_format: str, stream: TextIO) -> None:
+        self._json = log_format == "json"
+        self._stream = stream
+        self._pending: list[str] = []
+        self._second = -1
+        self._stamp = ""
+
+    def write(self, logger: str, message: str, fields: dict[str, Any]) -> None:
+        now = time.time()
+        second = int(now)
+        if second != self._second:  # the date part is made once a second
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        stamp = f"{self._stamp},{int((now - second) * 1000):03d}"
+        if self._json:
+            entry = {"time": stamp, "level": "INFO", "logger": logger, "message": message}
+            line = json.dumps({**entry, **fields}, default=str)
+        else:
+            pairs = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+            line = f"{stamp} INFO {logger} {message} {pairs}"
+        self._pending.append(line + "\n")
+        if len(self._pending) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no event loop here: write at once
+                self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            text = "".join(self._pending)
+            self._pending.clear()
+            self._stream.write(text)
+            self._stream.flush()
+
+
+# None while --access-log is off; set by setup_logging.
+access_log: AccessLog | None = None
+
+
+def flush_access_log() -> None:
+    """Writes the lines still waiting for their loop iteration (at shutdown)."""
+    if access_log is not None:
+        access_log.flush()
 
 
 def request_id(presented: str | None) -> str:
@@ -66,21 +119,21 @@ def record_call(
     transport: str, method: str, code: str, started: float, rid: str, peer: str | None
 ) -> None:
     seconds = time.perf_counter() - started
-    CALLS.labels(method, transport, code).inc()
-    CALL_SECONDS.labels(method, transport).observe(seconds)
-    calls_log.info(
-        "call",
-        extra={
-            "fields": {
+    _child(CALLS, method, transport, code).inc()
+    _child(CALL_SECONDS, method, transport).observe(seconds)
+    if access_log is not None:
+        access_log.write(
+            CALLS_LOGGER,
+            "call",
+            {
                 "request_id": rid,
                 "transport": transport,
                 "method": method,
                 "code": code,
                 "duration_ms": round(seconds * 1000, 2),
                 "peer": peer,
-            }
-        },
-    )
+            },
+        )
 
 
 def record_attempt(
@@ -93,12 +146,13 @@ def record_attempt(
     duration_ms: int,
     error: str | None,
 ) -> None:
-    ATTEMPTS.labels(outcome).inc()
+    _child(ATTEMPTS, outcome).inc()
     ATTEMPT_SECONDS.observe(duration_ms / 1000)
-    attempts_log.info(
-        "delivery attempt",
-        extra={
-            "fields": {
+    if access_log is not None:
+        access_log.write(
+            ATTEMPTS_LOGGER,
+            "delivery attempt",
+            {
                 "delivery_id": delivery_id,
                 "webhook_id": webhook_id,
                 # The host only: users put credentials in paths and query strings.
@@ -108,9 +162,21 @@ def record_attempt(
                 "outcome": outcome,
                 "duration_ms": duration_ms,
                 "error": error,
-            }
-        },
-    )
+            },
+        )
+
+
+_children: dict[tuple[object, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    """metric.labels(*labels), kept: the label values are few (methods, codes, outcomes),
+    and looking a child up again takes a lock and a tuple each time."""
+    key = (id(metric), *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
 
 
 def render(backlog: int, oldest_pending_age: float) -> bytes:
@@ -165,7 +231,11 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def setup_logging(log_format: str) -> None:
+def setup_logging(log_format: str, access: bool = True) -> None:
+    """Every log line to standard error in `log_format`; the per-call and per-attempt lines
+    only when `access` is on."""
+    global access_log
+    access_log = AccessLog(log_format, sys.stderr) if access else None
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(_JsonFormatter())

@@ -123,7 +123,7 @@ class Supervisor:
 
 
 def run(config: Config) -> int:
-    observe.setup_logging(config.log_format)
+    observe.setup_logging(config.log_format, config.access_log)
     # Every worker writes its metrics here, so a scrape of any of them covers all.
     with tempfile.TemporaryDirectory(prefix="webhooks-metrics-") as metrics_dir:
         try:

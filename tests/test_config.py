@@ -335,3 +335,18 @@ def test_bad_log_format(value: str) -> None:
         parse(["--log-format", value], {})
     assert "--log-format" in str(e.value)
     assert repr(value) in str(e.value)
+
+
+def test_access_log_is_on_unless_turned_off() -> None:
+    assert parse([], {}).access_log is True
+    assert parse(["--access-log", "off"], {}).access_log is False
+    assert parse([], {"WEBHOOKS_ACCESS_LOG": "off"}).access_log is False
+    assert parse(["--access-log", "on"], {"WEBHOOKS_ACCESS_LOG": "off"}).access_log is True
+
+
+@pytest.mark.parametrize("value", ["yes", "OFF", ""])
+def test_bad_access_log(value: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse(["--access-log", value], {})
+    assert "--access-log is on or off" in str(e.value)
+    assert repr(value) in str(e.value)

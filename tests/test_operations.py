@@ -505,3 +505,65 @@ async def test_logs_hold_no_secret_token_or_signature(tmp_path: Path):
     attempts = [line for line in lines if line["logger"] == "webhooks.deliveries"]
     assert {a["outcome"] for a in attempts} >= {"test", "succeeded"}
     assert all(a["host"] == "127.0.0.1" for a in attempts)
+
+
+async def test_access_log_off_drops_the_call_and_attempt_lines_but_not_the_metrics(
+    tmp_path: Path,
+):
+    receiver = await Receiver().start()
+    server = run_server(
+        tmp_path,
+        *PERMISSIVE,
+        "--log-format",
+        "json",
+        "--database-url",
+        f"sqlite:///{tmp_path}/webhooks.db",
+        env={"WEBHOOKS_ACCESS_LOG": "off"},
+    )
+    try:
+        async with grpc.aio.insecure_channel(server.grpc_address) as channel:
+            hooks = pb_grpc.WebhookServiceStub(channel)
+            await hooks.createWebhook(
+                pb.CreateWebhook(name="quiet", url=f"{receiver.url}/ok", events=[MV_CREATED])
+            )
+            publish = dpb.PublishEvent(event=MV_CREATED)
+            publish.data.update(EVENTS[(pb.MODEL_VERSION, pb.CREATED)].example)
+            await dpb_grpc.WebhookDeliveryServiceStub(channel).publishEvent(publish)
+            await receiver.wait_for(1)
+        async with asyncio.timeout(20):
+            while not metric(await scrape(server), "webhooks_delivery_attempts_total"):
+                await asyncio.sleep(0.05)
+        text = await scrape(server)
+        create = "/mlflow.WebhookService/createWebhook"
+        assert metric(text, "webhooks_calls_total", method=create, code="OK") == 1
+    finally:
+        assert server.stop() == 0
+        await receiver.stop()
+    loggers = {json.loads(line)["logger"] for line in server.log().splitlines()}
+    assert "webhooks" in loggers  # the server's own lines are still there
+    assert not loggers & {"webhooks.calls", "webhooks.deliveries"}
+
+
+async def test_access_lines_keep_the_log_format_and_go_out_once_per_loop_iteration() -> None:
+    import io
+
+    from server.observe import AccessLog
+
+    for log_format in ("text", "json"):
+        stream = io.StringIO()
+        access = AccessLog(log_format, stream)
+        access.write("webhooks.calls", "call", {"method": "m", "code": "OK", "peer": None})
+        access.write("webhooks.calls", "call", {"method": "n", "code": "OK", "peer": None})
+        assert stream.getvalue() == ""  # written when this loop iteration ends
+        await asyncio.sleep(0)
+        lines = stream.getvalue().splitlines()
+        assert len(lines) == 2
+        if log_format == "text":
+            assert re.fullmatch(
+                r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO webhooks.calls call method=m code=OK",
+                lines[0],
+            )
+        else:
+            entry = json.loads(lines[1])
+            assert entry["logger"] == "webhooks.calls" and entry["method"] == "n"
+            assert entry["level"] == "INFO" and entry["peer"] is None
