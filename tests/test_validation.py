@@ -57,6 +57,10 @@ def test_name_accepts(good: str) -> None:
         "slash/name",
         "ünïcode",
         "hook\n",
+        # Case-insensitive Unicode matching folds these onto s and k: MLflow's rule is ASCII.
+        "\u017fhook",
+        "hoo\u212a",
+        "\u0130d",
     ],
 )
 def test_name_refuses(bad: str) -> None:
