@@ -470,3 +470,33 @@ def test_corrupt_key_file_is_a_clear_error_naming_it(db: Path, content: bytes) -
         Store(url_of(db), None)
     # The operator set no WEBHOOKS_SECRET_KEY: the message must point at the file.
     assert str(key_file) in str(e.value)
+
+
+async def test_reads_answer_while_another_process_holds_the_write_lock(tmp_path: Path) -> None:
+    """Point reads of SQLite run on the server's event loop: WAL readers never wait for a
+    writer, so a write lock held elsewhere does not stop them."""
+    import grpc
+
+    from generated import webhooks_pb2_grpc as pb_grpc
+    from tests.support import own_server
+
+    server = own_server(tmp_path)
+    try:
+        async with grpc.aio.insecure_channel(server.grpc_address) as channel:
+            stub = pb_grpc.WebhookServiceStub(channel)
+            event = pb.WebhookEvent(entity=pb.MODEL_VERSION, action=pb.CREATED)
+            request = pb.CreateWebhook(name="read", url="http://127.0.0.1:9/h", events=[event])
+            hook = (await stub.createWebhook(request)).webhook
+            writer = sqlite3.connect(tmp_path / "webhooks.db", isolation_level=None)
+            writer.execute("BEGIN IMMEDIATE")
+            writer.execute("UPDATE webhooks SET name = 'changed'")
+            try:
+                got = await stub.getWebhook(pb.GetWebhook(webhook_id=hook.webhook_id), timeout=30)
+                assert got.webhook == hook  # the last committed state
+                listed = await stub.listWebhooks(pb.ListWebhooks(), timeout=30)
+                assert list(listed.webhooks) == [hook]
+            finally:
+                writer.execute("ROLLBACK")
+                writer.close()
+    finally:
+        assert server.stop() == 0
