@@ -68,16 +68,24 @@ def tls_contexts(config: Config) -> tuple[grpc.ServerCredentials, ssl.SSLContext
     return grpc.ssl_server_credentials([(key, cert)]), context
 
 
-async def until_stopped(on_hangup: Callable[[], None]) -> None:
-    """Returns at the first SIGTERM or SIGINT, calling `on_hangup` at each SIGHUP meanwhile.
-    Later SIGTERM/SIGINT are ignored: a second signal while draining changes nothing, and
-    must not kill the process once asyncio has put the default handlers back on its way out."""
+def stop_signals(on_hangup: Callable[[], None]) -> asyncio.Event:
+    """Installs the handlers: SIGTERM and SIGINT set the returned event, each SIGHUP calls
+    `on_hangup`. Installed before anything is printed or served, so a caller that signals as
+    soon as it reads the listening lines gets a drain, never the default death by signal."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    return stop
+
+
+async def until_stopped(stop: asyncio.Event) -> None:
+    """Returns once `stop` (from stop_signals) is set. Later SIGTERM/SIGINT are ignored: a
+    second signal while draining changes nothing, and must not kill the process once asyncio
+    has put the default handlers back on its way out."""
     await stop.wait()
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
         signal.signal(sig, signal.SIG_IGN)
@@ -85,6 +93,7 @@ async def until_stopped(on_hangup: Callable[[], None]) -> None:
 
 async def serve(config: Config, reuse_port: bool = False) -> None:
     tokens = auth.Tokens(config.auth_token, config.auth_token_file)
+    stop = stop_signals(on_hangup=tokens.reload)
     tls = tls_contexts(config)
     store = Store(config.database_url, config.secret_key)
     sender = Sender(config.delivery_timeout, config.allow_private_urls)
@@ -142,7 +151,7 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     print(f"grpc listening on {shown(grpc_host, grpc_port)}", flush=True)
     print(f"http listening on {shown(http_host, http_port)}", flush=True)
 
-    await until_stopped(on_hangup=tokens.reload)
+    await until_stopped(stop)
 
     log.info("draining")
     draining = True

@@ -81,6 +81,8 @@ class Supervisor:
                 log.error("%s", e)
 
     async def run(self) -> int:
+        # Token files are re-read by the workers, which hold the tokens.
+        stop = app.stop_signals(on_hangup=lambda: self._signal_all(signal.SIGHUP))
         grpc_sock, grpc_address = reserve(self._config.grpc_address)
         http_sock, http_address = reserve(self._config.http_address)
         config = dataclasses.replace(
@@ -100,8 +102,7 @@ class Supervisor:
         for line in started[0]:
             print(line, flush=True)
         watchers = [asyncio.create_task(self._watch(s, config)) for s in self._procs]
-        # Token files are re-read by the workers, which hold the tokens.
-        await app.until_stopped(on_hangup=lambda: self._signal_all(signal.SIGHUP))
+        await app.until_stopped(stop)
         await self._stop()
         for watcher in watchers:
             watcher.cancel()

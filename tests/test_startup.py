@@ -1,0 +1,113 @@
+"""Starting and stopping the server process: signals at any moment, refusals at start that
+say what to fix, the files it makes, and its command-line surface."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import PERMISSIVE, ROOT
+
+F_GETPIPE_SZ = 1032  # fcntl.F_GETPIPE_SZ, named in Python 3.10+ on Linux only
+
+
+def server_command(tmp_path: Path, *args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "server",
+        "--grpc-address",
+        "127.0.0.1:0",
+        "--http-address",
+        "127.0.0.1:0",
+        "--database-url",
+        f"sqlite:///{tmp_path}/webhooks.db",
+        *PERMISSIVE,
+        *args,
+    ]
+
+
+def start_refused(tmp_path: Path, *args: str, env: dict[str, str] | None = None):
+    """Runs a server that is expected to refuse to start; its exit code and output."""
+    return subprocess.run(
+        server_command(tmp_path, *args),
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@contextlib.contextmanager
+def full_pipe() -> Iterator[tuple[int, int]]:
+    """A pipe already full, so the first write to it blocks until the reader reads."""
+    read_end, write_end = os.pipe()
+    try:
+        os.set_blocking(write_end, False)
+        chunk = b"x" * fcntl.fcntl(write_end, F_GETPIPE_SZ)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                os.write(write_end, chunk[:4096])
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                os.write(write_end, b"x")
+        os.set_blocking(write_end, True)
+        yield read_end, write_end
+    finally:
+        os.close(read_end)
+        with contextlib.suppress(OSError):
+            os.close(write_end)
+
+
+def blocked_writing_stdout(pid: int) -> bool:
+    """Whether the process's main thread sits in write(1, …) (x86-64 and arm64 number
+    write 1 and 64)."""
+    try:
+        fields = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:
+        return False
+    return len(fields) > 1 and fields[0] in ("1", "64") and fields[1] == "0x1"
+
+
+def test_sigterm_while_printing_the_listening_lines_drains(tmp_path: Path) -> None:
+    """A caller that reads the listening lines may signal at once: the server has its
+    SIGTERM handler before it prints them, so it drains and exits 0 rather than dying by
+    the signal. Its stdout is a full pipe, so it is caught in the middle of printing."""
+    if not Path(f"/proc/{os.getpid()}/syscall").exists():
+        pytest.skip("needs /proc/PID/syscall to see the server blocked in its print")
+    with full_pipe() as (read_end, write_end):
+        proc = subprocess.Popen(
+            server_command(tmp_path),
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+        )
+        os.close(write_end)
+        try:
+            deadline = time.monotonic() + 60
+            while not blocked_writing_stdout(proc.pid):
+                assert proc.poll() is None, proc.stderr.read()  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "the server never printed"
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            with os.fdopen(read_end, "rb", closefd=False) as out:
+                printed = out.read()  # to EOF: the server prints its lines and exits
+            assert b"grpc listening on" in printed and b"http listening on" in printed
+            assert proc.wait(timeout=60) == 0, proc.stderr.read()  # type: ignore[union-attr]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stderr.close()  # type: ignore[union-attr]
