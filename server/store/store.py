@@ -127,6 +127,12 @@ class Page:
 
 # The hot path's statements, with `?` placeholders (see Store._sql). Identifiers are quoted
 # as peewee quotes them, so they mean the same tables on SQLite and PostgreSQL.
+ONE_WEBHOOK = (
+    'SELECT w."id", w."name", w."description", w."url", w."secret_token", w."status", '
+    'w."creation_timestamp", w."last_updated_timestamp", s."entity", s."action" '
+    'FROM "webhooks" AS w LEFT OUTER JOIN "webhook_events" AS s ON s."webhook_id" = w."id" '
+    'WHERE w."id" = ? ORDER BY s."position"'
+)
 INSERT_EVENTS = (
     'INSERT INTO "events" ("id", "entity", "action", "data", "occurred_at", '
     '"idempotency_key", "creation_timestamp", "payload") VALUES '
@@ -240,7 +246,6 @@ class Store:
         self._box = open_box(secret_key, path)
         self.db: pw.Database = open_database(database_url, connections)
         m.database.initialize(self.db)
-        self._one_webhook_sql, self._one_webhook_events_sql = _one_webhook_statements()
         # Secrets are decrypted on every claim; a token's plaintext never changes (a new
         # secret is a new token), so each token is decrypted once.
         self._secret = functools.lru_cache(maxsize=4096)(self._box.open)
@@ -333,13 +338,23 @@ class Store:
         if lock and not self.is_sqlite:
             row = m.Webhook.select().where(m.Webhook.id == webhook_id).for_update().first()
             return None if row is None else self._records([row])[0]
-        # The hottest read: its two statements are made once, since making a statement costs
-        # peewee several times what SQLite takes to run it.
-        found = list(m.Webhook.raw(self._one_webhook_sql, webhook_id))
-        if not found:
+        # The hottest read: one statement written out and plain rows (one per event), since
+        # peewee building the statement and its row objects cost several times the read.
+        rows = self._sql(ONE_WEBHOOK, (webhook_id,)).fetchall()
+        if not rows:
             return None
-        events = m.Subscription.raw(self._one_webhook_events_sql, webhook_id).tuples()
-        return self._record(found[0], [(entity, action) for entity, action in events])
+        first = rows[0]
+        return WebhookRecord(
+            id=first[0],
+            name=first[1],
+            description=first[2],
+            url=first[3],
+            secret=self._secret(first[4]),
+            status=first[5],
+            creation_timestamp=first[6],
+            last_updated_timestamp=first[7],
+            events=[(row[8], row[9]) for row in rows if row[8] is not None],
+        )
 
     def list_webhooks(self, limit: int, page_token: str | None) -> Page:
         rows, token = _keyset_page(m.Webhook.select(), m.Webhook, limit, page_token)
@@ -772,17 +787,6 @@ def _event_values(event: EventRecord) -> tuple[object, ...]:
 
 def _insert_event(event: EventRecord) -> None:
     m.Event.insert(dict(zip(EVENT_COLUMNS, _event_values(event), strict=True))).execute()
-
-
-def _one_webhook_statements() -> tuple[str, str]:
-    """The SQL of get_webhook's two reads, in the bound database's dialect."""
-    webhook = m.Webhook.select().where(m.Webhook.id == "")
-    events = (
-        m.Subscription.select(m.Subscription.entity, m.Subscription.action)
-        .where(m.Subscription.webhook == "")
-        .order_by(m.Subscription.position)
-    )
-    return webhook.sql()[0], events.sql()[0]
 
 
 def _cancel_pending(webhook_id: str) -> None:
