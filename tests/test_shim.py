@@ -450,3 +450,76 @@ async def test_max_request_bytes_from_the_environment(workdir):
             assert "2000 bytes" in reply["message"]
     finally:
         server.stop()
+
+
+def _filled(message: Any, depth: int = 0) -> Any:
+    """`message` with every field set to something unlike its default, repeated fields twice,
+    an enum also as a number the enum does not name."""
+    from google.protobuf.descriptor import FieldDescriptor as F
+
+    for field in message.DESCRIPTOR.fields:
+        if field.type == F.TYPE_MESSAGE:
+            if field.message_type.full_name == "google.protobuf.Struct":
+                getattr(message, field.name).update({"n": 3, "x": [1.5, "a", None]})
+                continue
+            if depth > 3 or field.message_type.GetOptions().map_entry:
+                continue
+            if field.is_repeated:
+                for _ in range(2):
+                    _filled(getattr(message, field.name).add(), depth + 1)
+            else:
+                _filled(getattr(message, field.name), depth + 1)
+            continue
+        if field.type == F.TYPE_ENUM:
+            values = [field.enum_type.values[-1].number, 99]
+        elif field.type == F.TYPE_STRING:
+            values = ['é "quoted"', ""]
+        elif field.type == F.TYPE_BOOL:
+            values = [True, False]
+        elif field.type in (F.TYPE_FLOAT, F.TYPE_DOUBLE):
+            values = [0.5, 2.0]
+        elif field.type == F.TYPE_BYTES:
+            values = [b"\x00\xff", b""]
+        else:
+            values = [2**40 if field.type in mapping._INT64 else 7, 0]
+        if field.is_repeated:
+            getattr(message, field.name).extend(values)
+        else:
+            setattr(message, field.name, values[0])
+    return message
+
+
+@pytest.mark.parametrize(
+    "descriptor",
+    [
+        method.output_type
+        for module in (webhooks_pb2, webhook_delivery_pb2)
+        for service in module.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+    ],
+    ids=lambda d: d.full_name,
+)
+def test_compiled_responses_are_exactly_json_format_s(descriptor: Any) -> None:
+    from google.protobuf import json_format, message_factory
+
+    message = _filled(message_factory.GetMessageClass(descriptor)())
+    assert mapping.compiled(descriptor) is not None
+    expected = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    mapping._numbers(descriptor, expected)
+    assert json.dumps(mapping.to_dict(message), indent=2) == json.dumps(expected, indent=2)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {},
+        [],
+        {"a": [], "b": {}},
+        [1, 2.5, None, True, False, 'x\u00e9"\\\n\t', {"k": [[]]}],
+        {"n": -3, "inf": float("inf"), "nan": float("nan"), "e": 1e20, "big": 2**70},
+        "plain",
+        {"nested": {"deep": [{"x": 1}, {}], "s": "\u2028"}},
+    ],
+)
+def test_indented_is_json_dumps_with_indent_2(value: Any) -> None:
+    assert mapping.indented(value) == json.dumps(value, indent=2)

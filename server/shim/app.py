@@ -114,6 +114,8 @@ def build(
     """`servicers` maps a full service name ("mlflow.WebhookService") to its servicer;
     `metrics` renders GET /metrics; `auth`, when given, guards every route but /health."""
     found = routes(servicers)
+    for route in found:  # the response converters, compiled once, now
+        mapping.compiled(route.response_type)
     openapi = json.dumps(document(found), indent=2).encode()
 
     async def health(_: web.Request) -> web.Response:
