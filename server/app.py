@@ -109,7 +109,12 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     # gRPC shares ports by default; only --workers should, or two servers could silently
     # split one port's traffic.
     grpc_server = grpc.aio.server(
-        interceptors=interceptors, options=[("grpc.so_reuseport", int(reuse_port))]
+        interceptors=interceptors,
+        options=[
+            ("grpc.so_reuseport", int(reuse_port)),
+            # One request size limit for both transports (the shim's is client_max_size).
+            ("grpc.max_receive_message_length", config.max_request_bytes),
+        ],
     )
     servicers = {WEBHOOKS: WebhookServicer(core), DELIVERIES: DeliveryServicer(core)}
     webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(servicers[WEBHOOKS], grpc_server)

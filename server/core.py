@@ -206,6 +206,13 @@ class WebhookCore:
             validation.event_data(checked, data),
             validation.idempotency_key(idempotency_key) or None,
         )
+        assert record.payload is not None  # _event_record always makes it
+        size = len(record.payload.encode())
+        if size > self._config.max_request_bytes:
+            raise InvalidArgument(
+                f"The event is {size} bytes as delivered; at most "
+                f"{self._config.max_request_bytes} are allowed (--max-request-bytes)."
+            )
         # Validated above, so a bad event never joins a batch and cannot fail the others.
         return await self._publishes.submit(record)
 

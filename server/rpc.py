@@ -12,7 +12,8 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import DecodeError, Message
 
 from generated import webhook_delivery_pb2 as dpb
 from generated import webhook_delivery_pb2_grpc as dpb_grpc
@@ -20,7 +21,7 @@ from generated import webhooks_pb2 as pb
 from generated import webhooks_pb2_grpc as pb_grpc
 from server import observe
 from server.core import WebhookCore
-from server.errors import Code, ServiceError
+from server.errors import Code, InvalidArgument, ServiceError
 from server.store import DeliveryRecord, WebhookRecord
 
 log = logging.getLogger(__name__)
@@ -148,11 +149,16 @@ class DeliveryServicer(dpb_grpc.WebhookDeliveryServiceServicer):
 
     async def publishEvent(self, request: dpb.PublishEvent, context: object) -> Any:
         event = (request.event.entity, request.event.action)
-        data = (
-            plain_json(json_format.MessageToDict(request.data))
-            if request.HasField("data")
-            else None
-        )
+        data = None
+        if request.HasField("data"):
+            try:
+                data = plain_json(json_format.MessageToDict(request.data))
+            except ValueError:
+                # A Struct may hold NaN or an infinity; JSON, and so a receiver, cannot.
+                raise InvalidArgument(
+                    "data holds a number JSON cannot carry (NaN or an infinity); send finite "
+                    "numbers, or the value as a string."
+                ) from None
         event_id, delivery_ids = await self._core.publish_event(
             event, data, request.idempotency_key
         )
@@ -190,6 +196,24 @@ class Undecodable:
     error: str
 
 
+def not_utf8(message: Message) -> str | None:
+    """The name of the first string field, at any depth, whose bytes are not UTF-8. proto2
+    parsing does not check (proto3 does), and hands such a field back as bytes."""
+    for field, value in message.ListFields():
+        entry = field.message_type
+        if entry is not None and entry.GetOptions().map_entry:
+            key_field, value_field = entry.fields_by_name["key"], entry.fields_by_name["value"]
+            pairs = [(key_field, k) for k in value] + [(value_field, v) for v in value.values()]
+        else:
+            pairs = [(field, v) for v in (value if field.is_repeated else [value])]
+        for of, item in pairs:
+            if of.type == FieldDescriptor.TYPE_STRING and isinstance(item, bytes):
+                return field.name
+            if isinstance(item, Message) and (inner := not_utf8(item)) is not None:
+                return f"{field.name}.{inner}"
+    return None
+
+
 class CallInterceptor(grpc.aio.ServerInterceptor):
     """The boundary of every unary call: core errors become their status code, anything
     unexpected becomes INTERNAL with a plain message (never UNKNOWN or a stack trace), and
@@ -211,9 +235,13 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         def tolerant(data: bytes) -> Any:
             # grpc answers UNKNOWN when deserializing fails; keep the error for the handler.
             try:
-                return deserialize(data)
+                message = deserialize(data)
             except DecodeError as e:
                 return Undecodable(str(e))
+            field = not_utf8(message) if isinstance(message, Message) else None
+            if field is not None:
+                return Undecodable(f"field '{field}' is not valid UTF-8; strings must be UTF-8")
+            return message
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()

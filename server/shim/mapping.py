@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from json.encoder import encode_basestring_ascii as _string  # C, as json.dumps uses
 from typing import Any
@@ -86,12 +87,21 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _finite(text: str) -> float:
+    """A JSON number as a double; one out of a double's range (1e999) is refused here, as
+    it would otherwise become infinity, which JSON cannot carry on to a receiver."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text} is out of range (at most about 1.8e308)")
+    return value
+
+
 def parse_body(raw: bytes) -> dict[str, Any]:
     """The JSON object of a request body; an empty body is an empty object, as in MLflow."""
     if not raw.strip():
         return {}
     try:
-        value = json.loads(raw, parse_constant=_reject_constant)
+        value = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite)
     except (ValueError, RecursionError) as e:
         message = f"The request body is not valid JSON: {e}"
         raise Failure(400, "MALFORMED_REQUEST", message) from None
@@ -132,7 +142,7 @@ def _known(descriptor: Descriptor, value: dict[str, Any]) -> dict[str, Any]:
         if field is None:
             continue
         if field.enum_type is not None:
-            _no_bools(field, item)
+            _names_or_integers(field, item)
         if _is_map(field):
             value_field = field.message_type.fields_by_name["value"]
             if _descends(value_field) and isinstance(item, dict):
@@ -146,9 +156,10 @@ def _known(descriptor: Descriptor, value: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-def _no_bools(field: FieldDescriptor, item: Any) -> None:
-    """json_format takes true as the enum value 1, because bool is an int in Python."""
-    if any(isinstance(v, bool) for v in (item if isinstance(item, list) else [item])):
+def _names_or_integers(field: FieldDescriptor, item: Any) -> None:
+    """json_format takes true as the enum value 1, because bool is an int in Python, and
+    7.0 as the value 7: an enum is a name or an integer."""
+    if any(isinstance(v, bool | float) for v in (item if isinstance(item, list) else [item])):
         raise invalid(
             f"Invalid value for field '{field.name}': {json.dumps(item)}. "
             f"Use one of the names of {field.enum_type.full_name}."
@@ -209,6 +220,12 @@ def to_message(
         raise invalid(f"Invalid request: {str(e).rstrip('.')}.") from None
     except RecursionError:
         raise invalid("Invalid request: the JSON is nested too deeply.") from None
+    except OverflowError:
+        # Struct keeps numbers as doubles: an integer of hundreds of digits does not fit.
+        raise invalid(
+            "Invalid request: a number is too large (JSON numbers here are doubles, at most "
+            "about 1.8e308)."
+        ) from None
 
 
 # ---- responses ---------------------------------------------------------------------------

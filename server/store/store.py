@@ -207,7 +207,7 @@ def decode_cursor(token: str) -> tuple[int, str]:
         timestamp, item_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         if isinstance(timestamp, int) and 0 <= timestamp < 2**63 and isinstance(item_id, str):
             return timestamp, item_id
-    except (ValueError, TypeError, binascii.Error):
+    except (ValueError, TypeError, binascii.Error, RecursionError):
         pass
     raise InvalidArgument(
         f"Invalid page_token {token!r}: pass the next_page_token of the previous response "
