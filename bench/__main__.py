@@ -28,6 +28,7 @@ SCENARIOS: dict[str, Callable[[Context], None]] = {
     "pipeline": delivery.pipeline,
     "grpc": unary.grpc_unary,
     "rest": unary.rest_unary,
+    "mlflow": unary.rest_vs_mlflow,
     "throughput": delivery.throughput,
     "latency": delivery.latency,
     "fanout": delivery.fanout,
@@ -43,6 +44,8 @@ DOCS = ROOT / "docs" / "benchmarks.md"
 SMOKE_SKIPS = {
     "bridge": "two `mlflow server` processes take 15-25 s each to start and as long to stop, "
     "more than a smoke run may add to `make test`; `python -m bench --smoke --only bridge` "
+    "runs it",
+    "mlflow": "an `mlflow server` takes 15-25 s to start; `python -m bench --smoke --only mlflow` "
     "runs it",
 }
 

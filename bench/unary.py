@@ -151,3 +151,60 @@ def rest_unary(ctx: Context) -> None:
     ctx.note(
         REST, "CPU time of the serving process per request (median): " + "; ".join(cpu_notes) + "."
     )
+
+
+def rest_vs_mlflow(ctx: Context) -> None:
+    """REST GET one webhook: the service against MLflow 3.17.2's own `mlflow server` (the
+    cached venv of tests/mlflow_env.py), each with the same webhooks, in one run."""
+    from bench.bridge import post_json
+    from tests.mlflow_env import MLFLOW_VERSION, mlflow_python, start_mlflow
+
+    s = ctx.settings
+    workdir = ctx.subdir("rest-mlflow")
+    server = start_server(workdir)
+    mlflow = start_mlflow(mlflow_python(), workdir / "mlflow")
+    try:
+        ids = seed(server.grpc_address, s.seed_webhooks)
+        body = {
+            "url": load.CREATE_URL,
+            "events": [{"entity": "MODEL_VERSION", "action": "CREATED"}],
+            "description": "bench",
+        }
+        theirs_ids = [
+            post_json(f"{mlflow.url}/api/2.0/mlflow/webhooks", {**body, "name": f"seed-{i}"})[
+                "webhook"
+            ]["webhook_id"]
+            for i in range(s.seed_webhooks)
+        ]
+        ours: list[float] = []
+        theirs: list[float] = []
+        for run in range(s.runs):
+            pair = [(server.http_url, ids, ours), (mlflow.url, theirs_ids, theirs)]
+            for url, webhook_ids, into in pair if run % 2 == 0 else reversed(pair):
+                rate = ctx.run(
+                    load.http_unary, url, "get", webhook_ids, s.concurrency, s.warmup, s.seconds
+                )
+                if rate.errors:
+                    raise RuntimeError(f"GET against {url}: {rate.first_error}")
+                into.append(rate.per_second)
+    finally:
+        server.stop()
+        mlflow.stop()
+    ctx.add(
+        Row(
+            REST,
+            f"GET one webhook vs MLflow {MLFLOW_VERSION}'s own server",
+            "req/s",
+            ours,
+            theirs,
+            f"mlflow server {MLFLOW_VERSION}",
+            Target("ratio>=", 20.0, ">= 20x MLflow"),
+        )
+    )
+    ctx.note(
+        REST,
+        f"Against MLflow: `mlflow server` {MLFLOW_VERSION} (its default uvicorn server, one "
+        "worker, SQLite backend store) from the bench's own MLflow venv (tests/mlflow_env.py, "
+        f"not the service's), with {s.seed_webhooks} webhooks made through its REST API; the "
+        "same GET load as above against each, alternating, in one run.",
+    )

@@ -1,5 +1,5 @@
 """`python -m bench --smoke` runs every scenario with tiny counts, so the bench cannot rot
-(but the MLflow bridge's, which needs two MLflow servers: see bench.__main__.SMOKE_SKIPS)."""
+(but those that need MLflow servers: see bench.__main__.SMOKE_SKIPS)."""
 
 import subprocess
 import sys
@@ -7,6 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = (
+    "0. Pipeline",
     "1. gRPC",
     "2. REST",
     "3. Delivery",
@@ -36,5 +37,6 @@ def test_bench_smoke(tmp_path):
     # The MLflow bridge section is left out of smoke runs, and the report says so.
     assert "| 8. MLflow bridge |" not in text
     assert "- `bridge`: two `mlflow server` processes" in text, text
+    assert "- `mlflow`: an `mlflow server` takes" in text, text
     # A smoke run never touches the committed report.
     assert (docs.read_text() if docs.exists() else None) == before
