@@ -17,7 +17,7 @@ from server import events, observe, validation
 from server.config import Config
 from server.delivery.sender import Attempt, Sender, iso_now, payload
 from server.delivery.worker import Worker, attempt_record, body_of, decide, observed
-from server.errors import InvalidArgument, NotFound, Unavailable
+from server.errors import AlreadyExists, InvalidArgument, NotFound, Unavailable
 from server.group_commit import GroupCommit
 from server.store import (
     DatabaseUnavailable,
@@ -216,9 +216,11 @@ class WebhookCore:
         # Validated above, so a bad event never joins a batch and cannot fail the others.
         return await self._publishes.submit(record)
 
-    async def _publish_batch(self, records: list[EventRecord]) -> list[tuple[str, list[str]]]:
+    async def _publish_batch(
+        self, records: list[EventRecord]
+    ) -> list[tuple[str, list[str]] | AlreadyExists]:
         published = await self.db(self._store.publish_many, records)
-        if any(delivery_ids for _, delivery_ids in published):
+        if any(not isinstance(p, Exception) and p[1] for p in published):
             self.worker.wake()
         return published
 

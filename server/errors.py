@@ -11,6 +11,7 @@ class Code(Enum):
 
     INVALID_ARGUMENT = "INVALID_ARGUMENT"
     NOT_FOUND = "NOT_FOUND"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
     UNAUTHENTICATED = "UNAUTHENTICATED"
     UNAVAILABLE = "UNAVAILABLE"
     INTERNAL = "INTERNAL"
@@ -30,6 +31,10 @@ class InvalidArgument(ServiceError):
 
 class NotFound(ServiceError):
     code = Code.NOT_FOUND
+
+
+class AlreadyExists(ServiceError):
+    code = Code.ALREADY_EXISTS
 
 
 class Unavailable(ServiceError):

@@ -294,6 +294,32 @@ async def test_idempotency_key_answers_the_first_ids(api: Api, rx: Receiver) -> 
     assert sorted(rx.delivery_ids()) == sorted([*first.delivery_ids, *other.delivery_ids])
 
 
+async def test_idempotency_key_reused_for_another_event_is_refused(api: Api, rx: Receiver) -> None:
+    hook = await api.webhook(f"{rx.url}/ok")
+    first = await api.publish(key="release-44")
+    with pytest.raises(grpc.aio.AioRpcError) as e:
+        await api.publish({**MV_DATA, "version": "4"}, key="release-44")
+    assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "release-44" in (e.value.details() or "")
+    async with aiohttp.ClientSession() as http:
+        url = f"{api.server.http_url}/api/2.0/mlflow/webhook-events"
+        body = {
+            "event": {"entity": "MODEL_VERSION", "action": "CREATED"},
+            "data": {**MV_DATA, "version": "5"},
+            "idempotency_key": "release-44",
+        }
+        async with http.post(url, json=body) as response:
+            refused = await response.json()
+            assert response.status == 400, refused
+        assert refused["error_code"] == "RESOURCE_ALREADY_EXISTS"
+        assert first.event_id in refused["message"]
+        body["data"] = MV_DATA
+        async with http.post(url, json=body) as response:
+            assert (await response.json())["event_id"] == first.event_id
+    listed = await api.deliveries.listDeliveries(dpb.ListDeliveries(webhook_id=hook.webhook_id))
+    assert [d.delivery_id for d in listed.deliveries] == list(first.delivery_ids)
+
+
 async def test_redeliver_sends_again_with_the_same_id(api: Api, rx: Receiver) -> None:
     await api.webhook(f"{rx.url}/ok")
     [delivery_id] = (await api.publish()).delivery_ids

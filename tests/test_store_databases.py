@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from server.errors import AlreadyExists
 from server.store import (
     AttemptRecord,
     DeliveryStatus,
@@ -59,11 +59,13 @@ def webhook(
     )
 
 
-def event(key: str | None = None, kind: tuple[int, int] = EVENT) -> EventRecord:
+def event(
+    key: str | None = None, kind: tuple[int, int] = EVENT, data: str = '{"n": 1, "m": "x"}'
+) -> EventRecord:
     return EventRecord(
         id=str(uuid.uuid4()),
         event=kind,
-        data=json.dumps({"n": 1}),
+        data=data,
         occurred_at="2026-01-01T00:00:00+00:00",
         creation_timestamp=now_ms(),
         idempotency_key=key,
@@ -114,6 +116,24 @@ def test_idempotency_key(store: Store) -> None:
     first = store.publish(event("k"))
     assert store.publish(event("k")) == first
     assert store.publish(event("other")) != first
+
+
+def test_a_key_reused_for_another_event_is_refused_and_stores_nothing(store: Store) -> None:
+    store.create_webhook(webhook(EVENT, OTHER))
+    first = store.publish(event("k"))
+    # The same event, its data's keys in another order: the first answer.
+    assert store.publish(event("k", data='{"m": "x", "n": 1}')) == first
+    for other in (event("k", data='{"n": 2, "m": "x"}'), event("k", kind=OTHER)):
+        with pytest.raises(AlreadyExists) as e:
+            store.publish(other)
+        assert "'k'" in e.value.message and first[0] in e.value.message
+    assert store.backlog()[0] == 1
+    # In one batch: the key's first event is stored, a different one with it refused alone.
+    a, b, c = event("b"), event("b", data='{"n": 3}'), event()
+    answers = store.publish_many([a, b, c])
+    assert answers[0][0] == a.id and isinstance(answers[1], AlreadyExists)
+    assert answers[2][0] == c.id
+    assert store.backlog()[0] == 3
 
 
 def test_a_batch_stores_each_event_once_and_keys_answer_their_first_event(store: Store) -> None:
@@ -228,8 +248,29 @@ def test_version_2_gains_the_payload_column_and_its_events_still_have_a_body(
     assert m.SchemaVersion.select().first().version == SCHEMA_VERSION
     item = again.outgoing(delivery_id)
     assert item is not None and item.payload is None
-    assert body_of(item) == payload(EVENT, {"n": 1}, "2026-01-01T00:00:00+00:00")
+    assert body_of(item) == payload(EVENT, {"n": 1, "m": "x"}, "2026-01-01T00:00:00+00:00")
     again.close()
+
+
+def test_version_3_gains_the_key_hash_and_keys_used_before_still_hold(
+    database: Database, store: Store
+) -> None:
+    from server.store import models as m
+
+    store.create_webhook(webhook())
+    first = store.publish(event("old"))  # its hash is dropped below, as version 3 had none
+    store.db.execute_sql("ALTER TABLE events DROP COLUMN idempotency_hash")
+    m.SchemaVersion.update(version=3).execute()
+    store.close()
+    again = Store(database.url, database.secret_key)
+    again.open()
+    try:
+        assert "idempotency_hash" in {c.name for c in again.db.get_columns("events")}
+        assert again.publish(event("old", data='{"m": "x", "n": 1}')) == first
+        with pytest.raises(AlreadyExists):
+            again.publish(event("old", data='{"n": 2}'))
+    finally:
+        again.close()
 
 
 def test_postgres_needs_the_key(tmp_path: Path) -> None:

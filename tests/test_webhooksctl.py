@@ -377,6 +377,16 @@ def test_server_errors_exit_1(server: ServerProcess, args: list[str], fragment: 
     assert "Traceback" not in stderr
 
 
+def test_publish_with_a_used_key_and_another_event_exits_1(server: ServerProcess) -> None:
+    data = {"name": "p", "key": "k", "value": "v"}
+    args = ["publish", "prompt_tag.set", "--idempotency-key", "ctl-key", "--data"]
+    first = ok_json(ctl(server.grpc_address, "--json", *args, json.dumps(data)))
+    again = ok_json(ctl(server.grpc_address, "--json", *args, json.dumps(data)))
+    assert again == first
+    stderr = failed(ctl(server.grpc_address, *args, json.dumps({**data, "value": "w"})), 1)
+    assert "ALREADY_EXISTS" in stderr and "ctl-key" in stderr
+
+
 def test_unreachable_server_exits_1() -> None:
     address = f"127.0.0.1:{free_port()}"
     stderr = failed(ctl(address, "list"), 1)

@@ -470,7 +470,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data", type=_json_object, required=True, help="the event's data (JSON object)"
     )
-    p.add_argument("--idempotency-key", help="a repeat within 24 hours answers the first ids")
+    p.add_argument(
+        "--idempotency-key",
+        help="the same event again within 24 hours answers the first ids; another event with "
+        "it is refused",
+    )
     p = command("deliveries", cmd_deliveries, "list deliveries, newest first")
     p.add_argument("--webhook-id")
     p.add_argument("--event-id")

@@ -76,6 +76,9 @@ class Event(BaseModel):
     # NULL for events stored before it, whose body is built from data and occurred_at).
     payload = pw.TextField(null=True)
     idempotency_key = pw.CharField(max_length=255, null=True, unique=True)
+    # What the key was used for (schema version 4): a hash of entity, action and data, so
+    # the key reused for another event is refused. NULL before version 4, or without a key.
+    idempotency_hash = pw.CharField(max_length=64, null=True)
     creation_timestamp = pw.BigIntegerField()
 
     class Meta:
@@ -126,7 +129,9 @@ TABLES_BY_VERSION: dict[int, list[type[BaseModel]]] = {
     1: [SchemaVersion, Webhook, Subscription],
     2: [Event, Delivery, Attempt],
     3: [],
+    4: [],
 }
 COLUMNS_BY_VERSION: dict[int, list[pw.Field]] = {
     3: [Event.payload],
+    4: [Event.idempotency_hash],
 }

@@ -9,6 +9,7 @@ import base64
 import binascii
 import contextlib
 import functools
+import hashlib
 import json
 import threading
 import time
@@ -24,7 +25,7 @@ import peewee as pw
 from playhouse.db_url import connect
 from playhouse.migrate import SchemaMigrator, migrate
 
-from server.errors import InvalidArgument
+from server.errors import AlreadyExists, InvalidArgument
 from server.events import Event
 from server.store import models as m
 from server.store.models import DeliveryStatus, WebhookStatus
@@ -135,7 +136,7 @@ ONE_WEBHOOK = (
 )
 INSERT_EVENTS = (
     'INSERT INTO "events" ("id", "entity", "action", "data", "occurred_at", '
-    '"idempotency_key", "creation_timestamp", "payload") VALUES '
+    '"idempotency_key", "creation_timestamp", "payload", "idempotency_hash") VALUES '
 )
 SUBSCRIBERS = (
     'SELECT w."id" FROM "webhooks" AS w JOIN "webhook_events" AS s ON s."webhook_id" = w."id" '
@@ -177,6 +178,7 @@ EVENT_COLUMNS = (
     "idempotency_key",
     "creation_timestamp",
     "payload",
+    "idempotency_hash",
 )
 
 
@@ -191,6 +193,24 @@ def _rows(count: int, width: int) -> str:
 @functools.lru_cache(maxsize=256)
 def _dialect(text: str, param: str) -> str:
     return text if param == "?" else text.replace("?", param)
+
+
+Published = tuple[str, list[str]]  # an event id and its delivery ids
+
+
+def event_hash(kind: Event, data: str) -> str:
+    """What an idempotency key is tied to: the event's entity, action and data, whatever the
+    order of the data's keys."""
+    canonical = json.dumps([*kind, json.loads(data)], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _key_reused(key: str, event_id: str) -> AlreadyExists:
+    return AlreadyExists(
+        f"idempotency_key {key!r} was used within the last 24 hours for a different event "
+        f"(event_id {event_id}); send that same event to get its answer again, or use a new "
+        "key for a new event."
+    )
 
 
 def now_ms() -> int:
@@ -404,16 +424,19 @@ class Store:
 
     # -- events and the outbox -------------------------------------------------------------
 
-    def publish(self, event: EventRecord) -> tuple[str, list[str]]:
+    def publish(self, event: EventRecord) -> Published:
         """Stores one event and its deliveries (see publish_many)."""
         [published] = self.publish_many([event])
+        if isinstance(published, AlreadyExists):
+            raise published
         return published
 
-    def publish_many(self, events: list[EventRecord]) -> list[tuple[str, list[str]]]:
+    def publish_many(self, events: list[EventRecord]) -> list[Published | AlreadyExists]:
         """Stores the events and one PENDING delivery per subscribed ACTIVE webhook of each,
         all in one transaction, and answers each event's id and delivery ids, in order. An
         idempotency key already stored, or used by an earlier event of the same batch,
-        answers that first publication's ids instead."""
+        answers that first publication's ids instead when the event is the same, and
+        AlreadyExists (for that event alone, which is not stored) when it is not."""
         for attempt in range(3):
             try:
                 with self._write():
@@ -425,19 +448,26 @@ class Store:
                     raise
         raise AssertionError("unreachable")
 
-    def _publish_many(self, events: list[EventRecord]) -> list[tuple[str, list[str]]]:
+    def _publish_many(self, events: list[EventRecord]) -> list[Published | AlreadyExists]:
         now = max(e.creation_timestamp for e in events)
         known = self._recent_events({e.idempotency_key for e in events if e.idempotency_key}, now)
-        results: list[tuple[str, list[str]] | None] = [None] * len(events)
+        results: list[Published | AlreadyExists | None] = [None] * len(events)
         fresh: list[int] = []  # the events to store, by index
         first_of_key: dict[str, int] = {}
         repeats: list[tuple[int, int]] = []  # (index, index of the first event with its key)
+        hashes = {i: event_hash(e.event, e.data) for i, e in enumerate(events) if e.idempotency_key}
         for i, event in enumerate(events):
             key = event.idempotency_key
             if key is not None and key in known:
-                results[i] = known[key]
+                event_id, delivery_ids, stored_hash = known[key]
+                same = stored_hash == hashes[i]
+                results[i] = (event_id, delivery_ids) if same else _key_reused(key, event_id)
             elif key is not None and key in first_of_key:
-                repeats.append((i, first_of_key[key]))
+                first = first_of_key[key]
+                if hashes[first] == hashes[i]:
+                    repeats.append((i, first))
+                else:
+                    results[i] = _key_reused(key, events[first].id)
             else:
                 if key is not None:
                     first_of_key[key] = i
@@ -478,19 +508,31 @@ class Store:
         cursor = self._sql(SUBSCRIBERS, (kind[0], kind[1], WebhookStatus.ACTIVE))
         return [row[0] for row in cursor.fetchall()]
 
-    def _recent_events(self, keys: set[str], now: int) -> dict[str, tuple[str, list[str]]]:
-        """The first publication of each key still in its window: its event and delivery ids."""
+    def _recent_events(self, keys: set[str], now: int) -> dict[str, tuple[str, list[str], str]]:
+        """The first publication of each key still in its window: its event id, delivery ids
+        and event hash."""
         if not keys:
             return {}
         found: dict[str, str] = {}
+        hashes: dict[str, str] = {}
         for first in m.Event.select(
-            m.Event.id, m.Event.idempotency_key, m.Event.creation_timestamp
+            m.Event.id,
+            m.Event.idempotency_key,
+            m.Event.creation_timestamp,
+            m.Event.idempotency_hash,
+            m.Event.entity,
+            m.Event.action,
+            m.Event.data,
         ).where(m.Event.idempotency_key.in_(list(keys))):
             if first.creation_timestamp < now - IDEMPOTENCY_WINDOW_MS:
                 # The key may be used again after its window; the old event keeps its log.
                 m.Event.update(idempotency_key=None).where(m.Event.id == first.id).execute()
             else:
                 found[first.idempotency_key] = first.id
+                # Stored before schema version 4 without its hash: made from the event.
+                hashes[first.id] = first.idempotency_hash or event_hash(
+                    (first.entity, first.action), first.data
+                )
         deliveries: dict[str, list[str]] = {event_id: [] for event_id in found.values()}
         if deliveries:
             for row in (
@@ -499,7 +541,10 @@ class Store:
                 .order_by(m.Delivery.id)
             ):
                 deliveries[row.event_id].append(row.id)
-        return {key: (event_id, deliveries[event_id]) for key, event_id in found.items()}
+        return {
+            key: (event_id, deliveries[event_id], hashes[event_id])
+            for key, event_id in found.items()
+        }
 
     def claim(
         self,
@@ -782,6 +827,7 @@ def _event_values(event: EventRecord) -> tuple[object, ...]:
         event.idempotency_key,
         event.creation_timestamp,
         event.payload,
+        event_hash(event.event, event.data) if event.idempotency_key else None,
     )
 
 
