@@ -50,9 +50,10 @@ INSTALL_TIMEOUT = 900.0
 START_TIMEOUT = 180.0
 # Native webhooks may deliver to receivers on loopback over plain HTTP (MLflow refuses private
 # addresses and http by default, at create time and again at connect time), see at once the
-# webhooks a test just created (the list is cached 60 s by default), and fail fast. The
-# encryption key is fixed so that several workers can read each other's webhook secrets.
-NATIVE_WEBHOOK_ENV = {
+# webhooks a test just created (the list is cached 60 s by default), and fail fast. MLflow's
+# job runner (huey consumers, on by default) is not needed and costs a loaded machine dearly.
+SERVER_ENV = {
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
     "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
     "MLFLOW_WEBHOOK_CACHE_TTL": "0",
@@ -210,8 +211,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _children(pid: int) -> list[int]:
-    """Direct children of `pid`, from /proc."""
+def _children(pid: int, marker: str) -> list[int]:
+    """Direct children of `pid` whose command line holds `marker`, from /proc."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -221,8 +222,11 @@ def _children(pid: int) -> list[int]:
         except OSError:
             continue
         # Field 4 (ppid) follows the command name, which is in parentheses and may hold spaces.
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
+        if int(stat.rsplit(")", 1)[1].split()[1]) != pid:
+            continue
+        with contextlib.suppress(OSError):
+            if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(entry.name))
     return found
 
 
@@ -269,10 +273,15 @@ class MlflowServer:
             str(self.workdir / "artifacts"),
             "--workers",
             str(self.workers),
+            # The clients here make no retries; on a loaded machine the gap between two calls
+            # can pass uvicorn's 5 s keep-alive, and a call on the connection it is closing
+            # would fail.
+            "--uvicorn-opts",
+            "--timeout-keep-alive 600",
         ]
         if self.app_name:
             command += ["--app-name", self.app_name]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **NATIVE_WEBHOOK_ENV, **self.env}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **SERVER_ENV, **self.env}
         # The test venv's own variables must not leak into MLflow's interpreter.
         env.pop("VIRTUAL_ENV", None)
         with self.log_path.open("wb") as log:
@@ -295,6 +304,10 @@ class MlflowServer:
                 raise RuntimeError(f"mlflow server did not answer in time: {self.log()}")
             time.sleep(0.2)
 
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def healthy(self) -> bool:
         try:
             with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:  # noqa: S310
@@ -309,10 +322,11 @@ class MlflowServer:
         """The processes that serve requests: uvicorn's workers with --workers > 1, else the
         one uvicorn process MLflow's CLI started."""
         assert self.proc
-        uvicorn = _children(self.proc.pid)
+        uvicorn = _children(self.proc.pid, "uvicorn")
         if self.workers == 1:
             return uvicorn
-        return [pid for parent in uvicorn for pid in _children(parent)]
+        # uvicorn starts its workers with multiprocessing's spawn.
+        return [pid for parent in uvicorn for pid in _children(parent, "spawn_main")]
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM (MLflow's CLI forwards it to uvicorn, which drains), then SIGKILL to the
@@ -390,8 +404,13 @@ class BridgeService:
         self.proc = own_server(self.workdir, "--delivery-timeout", "5", "--http-address", address)
         return self
 
+    @property
+    def running(self) -> bool:
+        return bool(self.proc and self.proc.proc and self.proc.proc.poll() is None)
+
     def stop(self) -> None:
-        if self.proc and self.proc.proc and self.proc.proc.poll() is None:
+        if self.running:
+            assert self.proc
             self.proc.stop()
 
 
