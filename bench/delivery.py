@@ -188,7 +188,8 @@ def throughput(ctx: Context) -> None:
             ours,
             ceiling,
             "bare aiohttp POST loop",
-            Target("ratio>=", 0.5, ">= 50% of ceiling"),
+            # Issue 12 set this target at 30% (it was 50%).
+            Target("ratio>=", 0.3, ">= 30% of ceiling"),
         )
     )
     ctx.note(

@@ -14,6 +14,8 @@ from bench.report import Row, Target
 GRPC = "1. gRPC"
 REST = "2. REST"
 HALF = Target("ratio>=", 0.5, ">= 50% of ceiling")
+# Issue 12 set REST GET's target at 30% of a bare handler (it was 50%).
+THIRD = Target("ratio>=", 0.3, ">= 30% of ceiling")
 
 
 def seed(address: str, count: int) -> list[str]:
@@ -131,7 +133,7 @@ def rest_unary(ctx: Context) -> None:
                     ours,
                     ceiling,
                     "bare aiohttp",
-                    HALF if method == "get" else None,
+                    THIRD if method == "get" else None,
                 )
             )
     finally:

@@ -523,3 +523,15 @@ def test_compiled_responses_are_exactly_json_format_s(descriptor: Any) -> None:
 )
 def test_indented_is_json_dumps_with_indent_2(value: Any) -> None:
     assert mapping.indented(value) == json.dumps(value, indent=2)
+
+
+def test_a_get_by_id_makes_the_message_parse_dict_would() -> None:
+    from google.protobuf import json_format
+
+    path = {"webhook_id": "0f7c5e9a-4d47-4a0e-9d8e-0123456789ab"}
+    made = mapping.to_message(pb.GetWebhook, {}, path)
+    assert made == json_format.ParseDict(path, pb.GetWebhook())
+    # What a protobuf string cannot hold still gets MLflow's 400, not a 500.
+    with pytest.raises(mapping.Failure) as refused:
+        mapping.to_message(pb.GetWebhook, {}, {"webhook_id": "\ud800"})
+    assert refused.value.status == 400

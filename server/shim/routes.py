@@ -3,6 +3,7 @@ service is served without a line written for it."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -27,19 +28,19 @@ class Route:
     rpc: MethodDescriptor
     call: Call
 
-    @property
+    @functools.cached_property
     def request_type(self) -> Descriptor:
         return self.rpc.input_type
 
-    @property
+    @functools.cached_property
     def response_type(self) -> Descriptor:
         return self.rpc.output_type
 
-    @property
+    @functools.cached_property
     def request_class(self) -> type[Message]:
         return message_factory.GetMessageClass(self.rpc.input_type)
 
-    @property
+    @functools.cached_property
     def path_fields(self) -> list[str]:
         return _PLACEHOLDER.findall(self.path)
 
