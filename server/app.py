@@ -25,8 +25,10 @@ from generated import (
 )
 from server import auth, observe
 from server.config import Config
-from server.core import WebhookCore
+from server.core import CONNECTIONS, WebhookCore
 from server.delivery.sender import Sender
+from server.errors import Unavailable
+from server.health import BOUND, DatabaseHealth
 from server.rpc import CallInterceptor, DeliveryServicer, WebhookServicer
 from server.shim import app as shim
 from server.store import Store
@@ -95,7 +97,7 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     tokens = auth.Tokens(config.auth_token, config.auth_token_file)
     stop = stop_signals(on_hangup=tokens.reload)
     tls = tls_contexts(config)
-    store = Store(config.database_url, config.secret_key)
+    store = Store(config.database_url, config.secret_key, CONNECTIONS, config.db_timeout)
     sender = Sender(config.delivery_timeout, config.allow_private_urls)
     core = WebhookCore(config, store, sender)
     await core.db(store.open)
@@ -133,8 +135,23 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     if grpc_port == 0:
         raise OSError(f"cannot listen for gRPC on {config.grpc_address}")
 
+    async def set_health(serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else (health_pb2.HealthCheckResponse.NOT_SERVING)
+        )
+        for name in ["", *SERVICE_NAMES]:
+            await health_servicer.set(name, status)  # ignored once draining
+
+    database = DatabaseHealth(core.ping, set_health, min(BOUND, config.db_timeout))
+
     async def metrics() -> bytes:
-        return observe.render(*await core.backlog())
+        try:
+            backlog = await core.backlog()
+        except Unavailable:
+            backlog = None  # the database's last answer time tells why
+        return observe.render(backlog, database.last_answer)
 
     app = shim.build(
         servicers,
@@ -142,6 +159,7 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
         config.max_request_bytes,
         metrics,
         auth.middleware(tokens) if tokens.enabled else None,
+        lambda: database.serving,
     )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -152,6 +170,7 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     core.worker.start()
     for name in ["", *SERVICE_NAMES]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    watching = asyncio.create_task(database.run())
     http_host, http_port = http_sock.getsockname()[:2]
     print(f"grpc listening on {shown(grpc_host, grpc_port)}", flush=True)
     print(f"http listening on {shown(http_host, http_port)}", flush=True)
@@ -161,6 +180,7 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     log.info("draining")
     draining = True
     await health_servicer.enter_graceful_shutdown()
+    watching.cancel()
     await grpc_server.stop(GRACE_SECONDS)
     await core.worker.stop(GRACE_SECONDS)
     await runner.cleanup()

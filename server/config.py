@@ -33,6 +33,9 @@ class Config:
     tls_key: str | None = None
     log_format: str = "text"
     access_log: bool = True
+    # The longest a call waits on the database: PostgreSQL's lock and statement timeouts,
+    # SQLite's busy timeout, and this process's own queue for the write lock.
+    db_timeout: float = 10.0
 
 
 def _split_address(value: str, flag: str) -> str:
@@ -130,6 +133,12 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         "on",
         "on or off: the log line of every call and of every delivery attempt",
     )
+    flag(
+        "--db-timeout",
+        "WEBHOOKS_DB_TIMEOUT",
+        f"{defaults.db_timeout:g}",
+        "seconds a call waits on the database (locks, statements) before UNAVAILABLE",
+    )
     parser.add_argument(
         "--allow-private-urls",
         action="store_true",
@@ -160,4 +169,5 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         tls_key=args.tls_key or None,
         log_format=args.log_format,
         access_log=args.access_log == "on",
+        db_timeout=_positive(args.db_timeout, "--db-timeout"),
     )

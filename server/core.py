@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -49,13 +50,24 @@ def not_found(webhook_id: str) -> NotFound:
     return NotFound(f"Webhook with ID {webhook_id} not found.")
 
 
+# peewee is synchronous: its calls run in threads, so the event loop never waits on SQL, and
+# each thread keeps a connection. Reads and writes have threads of their own, so writes
+# blocked on a lock (up to --db-timeout) never hold up reads that do not need it; the health
+# probe has its own, so it answers whatever the others wait on.
+READ_THREADS = 8
+WRITE_THREADS = 4
+CONNECTIONS = READ_THREADS + WRITE_THREADS + 1
+UNAVAILABLE = "The database is not answering right now; retry the call shortly."
+
+
 class WebhookCore:
-    def __init__(self, config: Config, store: Store, sender: Sender, threads: int = 8) -> None:
+    def __init__(self, config: Config, store: Store, sender: Sender) -> None:
         self._config = config
         self._store = store
         self._sender = sender
-        # peewee is synchronous: its calls run here so the event loop never waits on SQL.
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="db")
+        self._reads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="db-read")
+        self._writes = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="db-write")
+        self._probe = ThreadPoolExecutor(1, thread_name_prefix="db-probe")
         self.worker = Worker(
             store,
             sender,
@@ -69,25 +81,44 @@ class WebhookCore:
         )
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        # A probe stuck on an unreachable database is not waited for.
+        self._probe.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._reads, self._writes):
+            pool.shutdown(wait=True)
 
     async def db(self, fn: Callable[..., T], *args: object) -> T:
-        try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._store.run, fn, *args
-            )
-        except DatabaseUnavailable as e:
-            raise _unavailable(fn, e) from None
+        """Runs a store method that may write, within --db-timeout of now."""
+        return await self._call(self._writes, time.monotonic(), fn, *args)
 
     async def read(self, fn: Callable[..., T], *args: object) -> T:
         """A point read (one row, one page). On SQLite it runs right here on the event loop:
         in WAL mode a reader never waits for a writer, and the hop to the pool and back
         cost more than the read itself (docs/benchmarks.md). PostgreSQL reads wait on the
-        network, so they go through the pool like every write."""
+        network, so they go to the read threads."""
         if not self._store.is_sqlite:
-            return await self.db(fn, *args)
+            return await self._call(self._reads, time.monotonic(), fn, *args)
         try:
-            return self._store.run(fn, *args)
+            return self._store.run(None, fn, *args)
+        except DatabaseUnavailable as e:
+            raise _unavailable(fn, e) from None
+
+    async def ping(self, bound: float) -> None:
+        """The health probe (Store.ping) within `bound` seconds, on a thread of its own."""
+        deadline = time.monotonic() + bound
+        await asyncio.get_running_loop().run_in_executor(
+            self._probe, self._store.run, deadline, self._store.ping
+        )
+
+    async def _call(
+        self, pool: ThreadPoolExecutor, since: float, fn: Callable[..., T], *args: object
+    ) -> T:
+        """Runs `fn` in `pool`, giving up on the database --db-timeout after `since`
+        (time.monotonic()); a database that cannot answer is UNAVAILABLE to the caller."""
+        deadline = since + self._config.db_timeout
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                pool, self._store.run, deadline, fn, *args
+            )
         except DatabaseUnavailable as e:
             raise _unavailable(fn, e) from None
 
@@ -218,11 +249,20 @@ class WebhookCore:
 
     async def _publish_batch(
         self, records: list[EventRecord]
-    ) -> list[tuple[str, list[str]] | AlreadyExists]:
-        published = await self.db(self._store.publish_many, records)
-        if any(not isinstance(p, Exception) and p[1] for p in published):
-            self.worker.wake()
-        return published
+    ) -> list[tuple[str, list[str]] | BaseException]:
+        # A publish that queued behind blocked batches for its whole --db-timeout is answered
+        # UNAVAILABLE unwritten; the others wait only for what is left of the oldest one's.
+        now = now_ms()
+        expired = now - int(self._config.db_timeout * 1000)
+        fresh = [r for r in records if r.creation_timestamp > expired]
+        written: dict[str, tuple[str, list[str]] | AlreadyExists] = {}
+        if fresh:
+            since = time.monotonic() - (now - min(r.creation_timestamp for r in fresh)) / 1000
+            published = await self._call(self._writes, since, self._store.publish_many, fresh)
+            written = {r.id: result for r, result in zip(fresh, published, strict=True)}
+            if any(not isinstance(p, Exception) and p[1] for p in published):
+                self.worker.wake()
+        return [written[r.id] if r.id in written else Unavailable(UNAVAILABLE) for r in records]
 
     async def list_deliveries(
         self, max_results: int, page_token: str, webhook_id: str, event_id: str, status: int
@@ -238,7 +278,8 @@ class WebhookCore:
 
     async def backlog(self) -> tuple[int, float]:
         """Pending deliveries, and the age in seconds of the oldest."""
-        pending, oldest = await self.db(self._store.backlog)
+        # A count over the whole backlog: the read threads, never the event loop.
+        pending, oldest = await self._call(self._reads, time.monotonic(), self._store.backlog)
         return pending, (now_ms() - oldest) / 1000 if oldest is not None else 0.0
 
     async def get_delivery(self, delivery_id: str) -> DeliveryRecord:
@@ -249,7 +290,7 @@ class WebhookCore:
 
     async def redeliver(self, delivery_id: str) -> DeliveryRecord:
         """One more attempt, now, with the same delivery id; its result is final."""
-        item = await self.db(self._store.outgoing, required(delivery_id, "delivery_id"))
+        item = await self.read(self._store.outgoing, required(delivery_id, "delivery_id"))
         if item is None:
             raise NotFound(f"Delivery with ID {delivery_id} not found.")
         if item.url is None:
@@ -266,7 +307,7 @@ class WebhookCore:
 
 def _unavailable(fn: Callable[..., object], error: Exception) -> Unavailable:
     log.warning("database unavailable in %s: %s", getattr(fn, "__name__", fn), error)
-    return Unavailable("The database is not answering right now; retry the call shortly.")
+    return Unavailable(UNAVAILABLE)
 
 
 def _event_record(

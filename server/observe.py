@@ -179,33 +179,42 @@ def _child(metric: Any, *labels: str) -> Any:
     return child
 
 
-def render(backlog: int, oldest_pending_age: float) -> bytes:
-    """The exposition text: this process's (or all workers') metrics, and the backlog as the
-    database sees it now."""
+def render(backlog: tuple[int, float] | None, database_last_answer: float | None) -> bytes:
+    """The exposition text: this process's (or all workers') metrics, the backlog (pending
+    deliveries, age of the oldest in seconds) as the database sees it now, left out when the
+    database did not answer, and when the database last answered this process's probe."""
     if os.environ.get(MULTIPROCESS_DIR):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = REGISTRY
-    backlog_registry = CollectorRegistry()
-    backlog_registry.register(_Backlog(backlog, oldest_pending_age))
-    return generate_latest(registry) + generate_latest(backlog_registry)
+    database_registry = CollectorRegistry()
+    database_registry.register(_Database(backlog, database_last_answer))
+    return generate_latest(registry) + generate_latest(database_registry)
 
 
-class _Backlog:
-    def __init__(self, pending: int, oldest_age: float) -> None:
-        self._pending = pending
-        self._oldest_age = oldest_age
+class _Database:
+    def __init__(self, backlog: tuple[int, float] | None, last_answer: float | None) -> None:
+        self._backlog = backlog
+        self._last_answer = last_answer
 
     def collect(self) -> Any:
-        yield GaugeMetricFamily(
-            "webhooks_deliveries_pending", "Deliveries waiting to be sent", value=self._pending
-        )
-        yield GaugeMetricFamily(
-            "webhooks_oldest_pending_delivery_age_seconds",
-            "Age of the oldest delivery still waiting",
-            value=self._oldest_age,
-        )
+        if self._backlog is not None:
+            pending, oldest_age = self._backlog
+            yield GaugeMetricFamily(
+                "webhooks_deliveries_pending", "Deliveries waiting to be sent", value=pending
+            )
+            yield GaugeMetricFamily(
+                "webhooks_oldest_pending_delivery_age_seconds",
+                "Age of the oldest delivery still waiting",
+                value=oldest_age,
+            )
+        if self._last_answer is not None:
+            yield GaugeMetricFamily(
+                "webhooks_database_last_answer_timestamp_seconds",
+                "Unix time the database last answered this process's health probe",
+                value=self._last_answer,
+            )
 
 
 class _TextFormatter(logging.Formatter):

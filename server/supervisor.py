@@ -89,7 +89,7 @@ class Supervisor:
             self._config, grpc_address=grpc_address, http_address=http_address
         )
         # Schema, migrations and the SQLite key file are made once here, not raced by workers.
-        store = Store(config.database_url, config.secret_key)
+        store = Store(config.database_url, config.secret_key, timeout=config.db_timeout)
         store.open()
         store.close()
         try:

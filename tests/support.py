@@ -123,7 +123,8 @@ class Receiver:
     /ok answers 200, /status/{code} answers that code, /redirect answers 302, /slow waits
     until the receiver stops (so the sender's timeout fires), /close drops the connection,
     /flaky/{n} fails each delivery's first n attempts with 503, /retry-after/{s} answers a
-    delivery's first attempt 429 with Retry-After: s, /delay/{s} answers 200 after s seconds.
+    delivery's first attempt 429 with Retry-After: s, /delay/{s} answers 200 after s seconds,
+    /hold answers 200 once the test sets `gate`.
     """
 
     def __init__(self) -> None:
@@ -131,6 +132,7 @@ class Receiver:
         self._seen: Counter[str] = Counter()
         self.arrived = asyncio.Condition()
         self._release = asyncio.Event()
+        self.gate = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -167,6 +169,9 @@ class Receiver:
             return web.Response(text="ok")
         if kind == "redirect":
             raise web.HTTPFound(location="http://127.0.0.1:1/elsewhere")
+        if kind == "hold":
+            await self.gate.wait()
+            return web.Response(text="ok")
         if kind == "slow":
             await self._release.wait()
             return web.Response(text="late")
@@ -203,6 +208,7 @@ class Receiver:
 
     async def stop(self) -> None:
         self._release.set()
+        self.gate.set()
         if self._runner:
             await self._runner.cleanup()
 

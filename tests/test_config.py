@@ -350,3 +350,17 @@ def test_bad_access_log(value: str) -> None:
         parse(["--access-log", value], {})
     assert "--access-log is on or off" in str(e.value)
     assert repr(value) in str(e.value)
+
+
+def test_db_timeout_default_flag_and_environment() -> None:
+    assert parse([], {}).db_timeout == 10.0
+    assert parse([], {"WEBHOOKS_DB_TIMEOUT": "2.5"}).db_timeout == 2.5
+    assert parse(["--db-timeout", "0.5"], {"WEBHOOKS_DB_TIMEOUT": "7"}).db_timeout == 0.5
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "", "nan", "inf"])
+def test_bad_db_timeout_names_the_flag(value: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse([], {"WEBHOOKS_DB_TIMEOUT": value})
+    assert "--db-timeout" in str(e.value)
+    assert repr(value) in str(e.value)

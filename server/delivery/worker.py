@@ -18,6 +18,7 @@ from typing import Any
 
 from server import observe
 from server.delivery.sender import Attempt, Sender, payload
+from server.errors import Unavailable
 from server.store import AttemptRecord, DeliveryStatus, Outcome, Outgoing, Store, now_ms
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_CAP = 3600.0  # a receiver cannot park a delivery for longer than an hour
 JITTER = 0.1  # retries spread over +-10% of their delay so a recovering receiver is not stampeded
 IDLE_POLL = 0.5  # seconds between claims when idle; publishes in this process wake it at once
+# After a round fails (the database dropped the connection, or did not answer within
+# --db-timeout) the next waits this long, doubling up to the cap, until one succeeds.
+RETRY_FIRST = 0.05
+RETRY_CAP = 2.0
 
 Db = Callable[..., Awaitable[Any]]
 
@@ -127,7 +132,9 @@ class Worker:
 
     async def stop(self, grace: float) -> None:
         """Stops claiming, lets in-flight attempts finish within `grace`, records what
-        finished, and hands back the leases of what did not."""
+        finished (trying again until `grace` runs out), and hands back the leases of what did
+        not finish."""
+        deadline = asyncio.get_running_loop().time() + grace
         self._stopping = True
         self._wake.set()
         if self._loop is not None:
@@ -140,29 +147,44 @@ class Worker:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        await self._round(claim=False)
+        delay = RETRY_FIRST
+        while not await self._round(claim=False):
+            if asyncio.get_running_loop().time() + delay > deadline:
+                # Out of time: these rows keep their leases, and go out again when those
+                # expire, as a killed process's would.
+                log.error("%d delivery results could not be written before exit", len(self._done))
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_CAP)
         if unfinished or self._unstarted:
             await self._db(self._store.release, self.owner, unfinished + self._unstarted)
 
     async def _run(self) -> None:
+        delay = RETRY_FIRST
         while not self._stopping:
             # Cleared before the round, so a publish or an attempt that ends while the round
             # runs is not missed: the wait below then returns at once.
             self._wake.clear()
-            await self._round(claim=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
+            if await self._round(claim=True):
+                delay = RETRY_FIRST
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
+            else:
+                # Not woken early by finishing attempts: the database needs the pause.
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_CAP)
 
-    async def _round(self, claim: bool) -> None:
+    async def _round(self, claim: bool) -> bool:
         """One transaction: the results of the attempts that ended since the last round (all
         of them, however many: results are group-committed), then a claim for the slots
-        those results free and any others free."""
+        those results free and any others free. False when it failed: the results are then
+        kept, with their slots and leases, for the next round, on a fresh connection."""
         batch, self._done = self._done, []
         freed = Counter(item.webhook_id for item, _ in batch)
         held = self._held - freed
         free = self._concurrency - sum(held.values()) if claim else 0
         if not batch and free <= 0:
-            return
+            return True
         outcomes = [outcome for _, outcome in batch if outcome is not None]
         cancelled = [item.delivery_id for item, outcome in batch if outcome is None]
         busy = {hook for hook, n in held.items() if n >= self._per_webhook}
@@ -179,9 +201,12 @@ class Worker:
                 busy,
                 lambda hook: self._per_webhook - held[hook],
             )
+        except Unavailable as e:
+            self._done[:0] = batch
+            log.warning("writing %d delivery results and claiming failed: %s", len(batch), e)
+            return False
         except Exception:
-            # Unwritten results keep their rows leased; they go out again when the leases
-            # expire.
+            # Not the database being away: a bug, which trying again would only repeat.
             log.exception("writing %d delivery results and claiming failed", len(batch))
         self._held -= freed
         retries = [o.next_attempt_timestamp for o in outcomes if o.next_attempt_timestamp]
@@ -194,6 +219,7 @@ class Worker:
                 self._unstarted.append(item.delivery_id)
             else:
                 self._start(item)
+        return True
 
     def _start(self, item: Outgoing) -> None:
         self._held[item.webhook_id] += 1

@@ -110,9 +110,11 @@ def build(
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     metrics: Callable[[], Awaitable[bytes]] | None = None,
     auth: Callable[..., Awaitable[web.StreamResponse]] | None = None,
+    database_answers: Callable[[], bool] = lambda: True,
 ) -> web.Application:
     """`servicers` maps a full service name ("mlflow.WebhookService") to its servicer;
-    `metrics` renders GET /metrics; `auth`, when given, guards every route but /health."""
+    `metrics` renders GET /metrics; `auth`, when given, guards every route but /health;
+    `database_answers` says whether the background database probe last succeeded."""
     found = routes(servicers)
     for route in found:  # the response converters, compiled once, now
         mapping.compiled(route.response_type)
@@ -121,6 +123,8 @@ def build(
     async def health(_: web.Request) -> web.Response:
         if draining():
             return web.json_response({"status": "draining"}, status=503)
+        if not database_answers():
+            return web.json_response({"status": "database unavailable"}, status=503)
         return web.json_response({"status": "serving"})
 
     async def openapi_json(_: web.Request) -> web.Response:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import functools
 import hashlib
 import json
@@ -22,8 +21,9 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import peewee as pw
-from playhouse.db_url import connect
+from playhouse.db_url import connect, parse
 from playhouse.migrate import SchemaMigrator, migrate
+from playhouse.pool import PooledPostgresqlDatabase
 
 from server.errors import AlreadyExists, InvalidArgument
 from server.events import Event
@@ -33,14 +33,23 @@ from server.store.secrets import open_box
 
 T = TypeVar("T")
 SCHEMA_VERSION = max(m.TABLES_BY_VERSION)
-# What the database raises when it cannot answer now (down, locked past the busy timeout):
-# worth retrying, unlike a bug.
+DEFAULT_TIMEOUT = 10.0  # seconds; --db-timeout
+# A call that waited this much less than its full timeout before it reached the database
+# gets what is left of it (one more statement on PostgreSQL, so only when it matters).
+SHORTENED = 0.1
+
+
+class DatabaseTimeout(pw.OperationalError):
+    """A call waited its whole --db-timeout for a connection or for the write lock."""
+
+
+# What the database raises when it cannot answer now (down, locked past the timeout): worth
+# retrying, unlike a bug.
 DatabaseUnavailable = (pw.OperationalError, pw.InterfaceError)
 IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000
 RESPONSE_BODY_LOGGED = 4096
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
-    "busy_timeout": 10000,
     "synchronous": "normal",
     "foreign_keys": 1,
 }
@@ -244,27 +253,66 @@ def sqlite_path(database_url: str) -> str | None:
     return (path[1:] if path.startswith("/") else path) or ":memory:"
 
 
-def open_database(database_url: str, connections: int) -> pw.Database:
-    """SQLite in WAL mode, or PostgreSQL through a connection pool; any other playhouse.db_url
-    URL as given."""
+class BoundedPostgres(PooledPostgresqlDatabase):
+    """Pooled PostgreSQL connections that wait at most `timeout` seconds for a lock or for a
+    statement, so a locked table answers an error instead of holding the caller."""
+
+    def __init__(self, database: str, timeout: float, **kwargs: Any) -> None:
+        self._timeout_ms = max(1, int(timeout * 1000))
+        # libpq's connect_timeout is whole seconds, at least 2.
+        kwargs.setdefault("connect_timeout", max(2, -(-self._timeout_ms // 1000)))
+        super().__init__(database, **kwargs)
+
+    def _initialize_connection(self, conn: Any) -> None:
+        # Set per session rather than as a startup option: a URL's own `options` stay as
+        # given, and PgBouncer (which refuses unknown startup options) passes a SET through.
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('lock_timeout', %s, false), "
+                "set_config('statement_timeout', %s, false)",
+                (f"{self._timeout_ms}ms", f"{self._timeout_ms}ms"),
+            )
+
+
+def open_database(
+    database_url: str, connections: int, timeout: float = DEFAULT_TIMEOUT
+) -> pw.Database:
+    """SQLite in WAL mode, or PostgreSQL through a connection pool, each waiting at most
+    `timeout` seconds on a lock; any other playhouse.db_url URL as given."""
     if sqlite_path(database_url) is not None:
-        return connect(database_url, pragmas=SQLITE_PRAGMAS)
+        pragmas = {**SQLITE_PRAGMAS, "busy_timeout": max(1, int(timeout * 1000))}
+        return connect(database_url, pragmas=pragmas)
     scheme, rest = database_url.split("://", 1)
     if scheme in ("postgres", "postgresql"):
-        return connect(f"postgresql+pool://{rest}", max_connections=connections, stale_timeout=300)
+        return BoundedPostgres(
+            timeout=timeout,
+            max_connections=connections,
+            stale_timeout=300,
+            **parse(f"postgresql://{rest}"),
+        )
     return connect(database_url)
 
 
 class Store:
-    def __init__(self, database_url: str, secret_key: str | None, connections: int = 16) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        secret_key: str | None,
+        connections: int = 16,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
         path = sqlite_path(database_url)
         self.is_sqlite = path is not None
+        self.timeout = timeout
         # SQLite has one writer at a time. This process's threads queue for it here rather
-        # than in SQLite's busy handler, which polls with sleeps of up to 100 ms.
-        self._writer = threading.RLock() if self.is_sqlite else contextlib.nullcontext()
+        # than in SQLite's busy handler, which polls with sleeps of up to 100 ms; never
+        # longer than the timeout, so blocked writers cannot pile up behind it.
+        self._writer = threading.RLock()
+        # The deadline of the call this thread runs (see run()).
+        self._call = threading.local()
         # Resolve the key first: a missing key is the clearer error, before any connection.
         self._box = open_box(secret_key, path)
-        self.db: pw.Database = open_database(database_url, connections)
+        self.db: pw.Database = open_database(database_url, connections, timeout)
         m.database.initialize(self.db)
         # Secrets are decrypted on every claim; a token's plaintext never changes (a new
         # secret is a new token), so each token is decrypted once.
@@ -317,23 +365,80 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    def run(self, fn: Callable[..., T], *args: object) -> T:
-        """Calls a store method in this thread. When the database drops the connection (a
-        restart, a failover), it is closed, so this thread's next call opens a fresh one
-        instead of failing for ever."""
+    def run(self, deadline: float | None, fn: Callable[..., T], *args: object) -> T:
+        """Calls a store method in this thread, within `deadline` (time.monotonic()) when one
+        is given: a call that queued for a thread past it is refused unrun, and one that
+        queued part of it waits on locks only for what is left. When the database drops the
+        connection (a restart, a failover), it is closed, so this thread's next call opens a
+        fresh one instead of failing for ever."""
+        if deadline is not None and time.monotonic() >= deadline:
+            raise DatabaseTimeout(
+                f"no database connection was free within {self.timeout:g} s (--db-timeout)"
+            )
+        self._call.deadline = deadline
         try:
             return fn(*args)
         except DatabaseUnavailable:
             if not self.db.is_closed():
                 self.db.close()
             raise
+        finally:
+            self._call.deadline = None
+
+    def _left(self) -> float:
+        """Seconds this thread's call may still wait on the database."""
+        deadline = getattr(self._call, "deadline", None)
+        return self.timeout if deadline is None else min(self.timeout, deadline - time.monotonic())
 
     @contextmanager
     def _write(self) -> Iterator[None]:
-        # SQLite upgrades a read lock to a write lock lazily, and a busy upgrade fails at once
-        # instead of waiting; taking the write lock up front lets busy_timeout do its job.
-        with self._writer, self.db.atomic("IMMEDIATE") if self.is_sqlite else self.db.atomic():
-            yield
+        """A write transaction that waits for its locks no longer than the call's time left."""
+        if not self.is_sqlite:
+            with self.db.atomic():
+                left = self._left()
+                if left < self.timeout - SHORTENED:
+                    ms = f"{max(1, int(left * 1000))}ms"
+                    self.db.execute_sql(
+                        "SELECT set_config('lock_timeout', %s, true), "
+                        "set_config('statement_timeout', %s, true)",
+                        (ms, ms),
+                    )
+                yield
+            return
+        if not self._writer.acquire(timeout=max(0.0, self._left())):
+            raise DatabaseTimeout(
+                f"the database's write lock was busy for {self.timeout:g} s (--db-timeout)"
+            )
+        left = self._left()
+        shortened = left < self.timeout - SHORTENED
+        try:
+            if shortened:  # the busy timeout covers what is left after this process's queue
+                self._busy_timeout(left)
+            # SQLite upgrades a read lock to a write lock lazily, and a busy upgrade fails at
+            # once instead of waiting; taking the write lock up front lets the busy timeout
+            # do its job.
+            with self.db.atomic("IMMEDIATE"):
+                yield
+        finally:
+            if shortened and not self.db.is_closed():
+                self._busy_timeout(self.timeout)
+            self._writer.release()
+
+    def _busy_timeout(self, seconds: float) -> None:
+        self.db.connection().execute(f"PRAGMA busy_timeout = {max(1, int(seconds * 1000))}")
+
+    def ping(self) -> None:
+        """The health probe: proves, within the call's deadline, that the database answers
+        and that the tables every write needs can be written (a write lock held elsewhere,
+        on SQLite the database's, on PostgreSQL a table's, fails it)."""
+        with self._write():
+            if not self.is_sqlite:
+                tables = ", ".join(
+                    model._meta.table_name for model in (m.Webhook, m.Event, m.Delivery, m.Attempt)
+                )
+                # ROW EXCLUSIVE is what every INSERT and UPDATE takes: it waits only on
+                # locks that would block those, and blocks nobody.
+                self.db.execute_sql(f"LOCK TABLE {tables} IN ROW EXCLUSIVE MODE")
 
     # -- webhooks ------------------------------------------------------------------------
 
