@@ -66,9 +66,12 @@ async def channel_to(server: ServerProcess) -> AsyncIterator[grpc.aio.Channel]:
 
 async def eventually(check: Callable[[], object], what: str, timeout: float = ANSWER) -> None:
     """Polls `check` (async) until it returns true: for state only the database can show."""
-    async with asyncio.timeout(timeout):
-        while not await check():  # type: ignore[misc]
-            await asyncio.sleep(0.05)
+    try:
+        async with asyncio.timeout(timeout):
+            while not await check():  # type: ignore[misc]
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"not seen within {timeout:g} s: {what}") from None
 
 
 async def health_becomes(watch: grpc.aio.UnaryStreamCall, status: int) -> None:
@@ -104,7 +107,12 @@ async def test_connections_dropped_while_results_are_written(tmp_path: Path) -> 
                     ids += (await deliveries.publishEvent(request)).delivery_ids
                 # Claimed and sent: the receiver holds all five answers.
                 await receiver.wait_for(5)
-                async with await psycopg.AsyncConnection.connect(POSTGRES) as blocker:
+                async with (
+                    await psycopg.AsyncConnection.connect(POSTGRES) as blocker,
+                    # pg_stat_activity is read outside the blocker's transaction, which would
+                    # see one snapshot of it.
+                    await psycopg.AsyncConnection.connect(POSTGRES, autocommit=True) as observer,
+                ):
                     # The results' write waits on this lock, so the connections are dropped
                     # exactly while it is under way.
                     await blocker.execute(
@@ -113,7 +121,7 @@ async def test_connections_dropped_while_results_are_written(tmp_path: Path) -> 
                     receiver.gate.set()
 
                     async def writing() -> bool:
-                        cursor = await blocker.execute(
+                        cursor = await observer.execute(
                             "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
                             "AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO%%'",
                             (app,),
@@ -121,7 +129,7 @@ async def test_connections_dropped_while_results_are_written(tmp_path: Path) -> 
                         return (await cursor.fetchone())[0] > 0
 
                     await eventually(writing, "the results' write waiting on the lock")
-                    await blocker.execute(
+                    await observer.execute(
                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                         "WHERE application_name = %s",
                         (app,),
