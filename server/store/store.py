@@ -429,16 +429,17 @@ class Store:
 
     def ping(self) -> None:
         """The health probe: proves, within the call's deadline, that the database answers
-        and that the tables every write needs can be written (a write lock held elsewhere,
-        on SQLite the database's, on PostgreSQL a table's, fails it)."""
-        with self._write():
-            if not self.is_sqlite:
-                tables = ", ".join(
-                    model._meta.table_name for model in (m.Webhook, m.Event, m.Delivery, m.Attempt)
-                )
-                # ROW EXCLUSIVE is what every INSERT and UPDATE takes: it waits only on
-                # locks that would block those, and blocks nobody.
-                self.db.execute_sql(f"LOCK TABLE {tables} IN ROW EXCLUSIVE MODE")
+        and that the tables every write needs can be written: a write lock held elsewhere
+        (SQLite's, or on PostgreSQL a lock on one of the tables) fails it."""
+        if self.is_sqlite:
+            with self._write():
+                return
+        for model in (m.Webhook, m.Subscription, m.Event, m.Delivery, m.Attempt):
+            # ROW EXCLUSIVE is what every INSERT and UPDATE takes: it waits only on locks that
+            # would block those, and blocks nobody. One table per transaction: holding no lock
+            # while it waits for the next, the probe can never be part of a deadlock.
+            with self._write():
+                self.db.execute_sql(f"LOCK TABLE {model._meta.table_name} IN ROW EXCLUSIVE MODE")
 
     # -- webhooks ------------------------------------------------------------------------
 
