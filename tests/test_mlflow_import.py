@@ -372,3 +372,21 @@ async def test_sends_mlflow_tracking_credentials_and_workspace(
         (basic, None),
         (None, "team-a"),
     ]
+
+
+def test_refuses_an_mlflow_server_with_the_bridge(
+    mlflow_bridged: MlflowServer, strict_service: ServerProcess
+) -> None:
+    """Its webhooks API is the service's own: there is nothing of MLflow's to copy there."""
+    done = ctl(
+        "--address",
+        strict_service.grpc_address,
+        "import-mlflow",
+        "--disable-source",
+        "--mlflow-uri",
+        mlflow_bridged.url,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "runs the webhooks bridge" in done.stderr
+    assert "without --app-name webhooks-bridge" in done.stderr
