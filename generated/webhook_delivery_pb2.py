@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from generated import webhooks_pb2 as webhooks__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16webhook_delivery.proto\x12\x06mlflow\x1a\x10\x64\x61tabricks.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x0ewebhooks.proto\"\x88\x01\n\x0f\x44\x65liveryAttempt\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x11\n\ttimestamp\x18\x02 \x01(\x03\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\x03\x12\x17\n\x0fresponse_status\x18\x04 \x01(\x05\x12\x15\n\rresponse_body\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\"\x87\x02\n\x08\x44\x65livery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x12\n\nwebhook_id\x18\x03 \x01(\t\x12#\n\x05\x65vent\x18\x04 \x01(\x0b\x32\x14.mlflow.WebhookEvent\x12&\n\x06status\x18\x05 \x01(\x0e\x32\x16.mlflow.DeliveryStatus\x12)\n\x08\x61ttempts\x18\x06 \x03(\x0b\x32\x17.mlflow.DeliveryAttempt\x12\x1e\n\x16next_attempt_timestamp\x18\x07 \x01(\x03\x12\x1a\n\x12\x63reation_timestamp\x18\x08 \x01(\x03\x12\x0c\n\x04test\x18\t \x01(\x08\"\xb3\x01\n\x0cPublishEvent\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x14.mlflow.WebhookEventB\x04\xf0\x86\x19\x01\x12+\n\x04\x64\x61ta\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xf0\x86\x19\x01\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x1a\x32\n\x08Response\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65livery_ids\x18\x02 \x03(\t\"\xd7\x01\n\x0eListDeliveries\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12&\n\x06status\x18\x03 \x01(\x0e\x32\x16.mlflow.DeliveryStatus\x12\x18\n\x0bmax_results\x18\x04 \x01(\x05:\x03\x31\x30\x30\x12\x12\n\npage_token\x18\x05 \x01(\t\x1aI\n\x08Response\x12$\n\ndeliveries\x18\x01 \x03(\x0b\x32\x10.mlflow.Delivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"X\n\x0bGetDelivery\x12\x19\n\x0b\x64\x65livery_id\x18\x01 \x01(\tB\x04\xf0\x86\x19\x01\x1a.\n\x08Response\x12\"\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x10.mlflow.Delivery\"V\n\tRedeliver\x12\x19\n\x0b\x64\x65livery_id\x18\x01 \x01(\tB\x04\xf0\x86\x19\x01\x1a.\n\x08Response\x12\"\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x10.mlflow.Delivery*h\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\r\n\tSUCCEEDED\x10\x02\x12\n\n\x06\x46\x41ILED\x10\x03\x12\r\n\tCANCELLED\x10\x04\x32\xcb\x04\n\x16WebhookDeliveryService\x12\x80\x01\n\x0cpublishEvent\x12\x14.mlflow.PublishEvent\x1a\x1d.mlflow.PublishEvent.Response\";\xf2\x86\x19\x37\n$\n\x04POST\x12\x16/mlflow/webhook-events\x1a\x04\x08\x02\x10\x00\x10\x01*\rPublish Event\x12\x8b\x01\n\x0elistDeliveries\x12\x16.mlflow.ListDeliveries\x1a\x1f.mlflow.ListDeliveries.Response\"@\xf2\x86\x19<\n\'\n\x03GET\x12\x1a/mlflow/webhook-deliveries\x1a\x04\x08\x02\x10\x00\x10\x01*\x0fList Deliveries\x12\x8d\x01\n\x0bgetDelivery\x12\x13.mlflow.GetDelivery\x1a\x1c.mlflow.GetDelivery.Response\"K\xf2\x86\x19G\n5\n\x03GET\x12(/mlflow/webhook-deliveries/{delivery_id}\x1a\x04\x08\x02\x10\x00\x10\x01*\x0cGet Delivery\x12\x8f\x01\n\tredeliver\x12\x11.mlflow.Redeliver\x1a\x1a.mlflow.Redeliver.Response\"S\xf2\x86\x19O\n@\n\x04POST\x12\x32/mlflow/webhook-deliveries/{delivery_id}/redeliver\x1a\x04\x08\x02\x10\x00\x10\x01*\tRedeliver')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16webhook_delivery.proto\x12\x06mlflow\x1a\x10\x64\x61tabricks.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x0ewebhooks.proto\"\x88\x01\n\x0f\x44\x65liveryAttempt\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x11\n\ttimestamp\x18\x02 \x01(\x03\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\x03\x12\x17\n\x0fresponse_status\x18\x04 \x01(\x05\x12\x15\n\rresponse_body\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\"\xde\x02\n\x08\x44\x65livery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x12\n\nwebhook_id\x18\x03 \x01(\t\x12#\n\x05\x65vent\x18\x04 \x01(\x0b\x32\x14.mlflow.WebhookEvent\x12&\n\x06status\x18\x05 \x01(\x0e\x32\x16.mlflow.DeliveryStatus\x12)\n\x08\x61ttempts\x18\x06 \x03(\x0b\x32\x17.mlflow.DeliveryAttempt\x12\x1e\n\x16next_attempt_timestamp\x18\x07 \x01(\x03\x12\x1a\n\x12\x63reation_timestamp\x18\x08 \x01(\x03\x12\x0c\n\x04test\x18\t \x01(\x08\x12\x15\n\rattempt_count\x18\n \x01(\x05\x12-\n\x0clast_attempt\x18\x0b \x01(\x0b\x32\x17.mlflow.DeliveryAttempt\x12\x0f\n\x07payload\x18\x0c \x01(\t\"\xb3\x01\n\x0cPublishEvent\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x14.mlflow.WebhookEventB\x04\xf0\x86\x19\x01\x12+\n\x04\x64\x61ta\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xf0\x86\x19\x01\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x1a\x32\n\x08Response\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65livery_ids\x18\x02 \x03(\t\"\xae\x02\n\x0eListDeliveries\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12&\n\x06status\x18\x03 \x01(\x0e\x32\x16.mlflow.DeliveryStatus\x12\x18\n\x0bmax_results\x18\x04 \x01(\x05:\x03\x31\x30\x30\x12\x12\n\npage_token\x18\x05 \x01(\t\x12#\n\x05\x65vent\x18\x06 \x01(\x0b\x32\x14.mlflow.WebhookEvent\x12\x17\n\x0fsince_timestamp\x18\x07 \x01(\x03\x12\x17\n\x0funtil_timestamp\x18\x08 \x01(\x03\x1aI\n\x08Response\x12$\n\ndeliveries\x18\x01 \x03(\x0b\x32\x10.mlflow.Delivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"X\n\x0bGetDelivery\x12\x19\n\x0b\x64\x65livery_id\x18\x01 \x01(\tB\x04\xf0\x86\x19\x01\x1a.\n\x08Response\x12\"\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x10.mlflow.Delivery\"V\n\tRedeliver\x12\x19\n\x0b\x64\x65livery_id\x18\x01 \x01(\tB\x04\xf0\x86\x19\x01\x1a.\n\x08Response\x12\"\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x10.mlflow.Delivery\"\xde\x01\n\x0fRedeliverFailed\x12\x18\n\nwebhook_id\x18\x01 \x01(\tB\x04\xf0\x86\x19\x01\x12\x1d\n\x0fsince_timestamp\x18\x02 \x01(\x03\x42\x04\xf0\x86\x19\x01\x12\x1b\n\x0emax_deliveries\x18\x03 \x01(\x05:\x03\x31\x30\x30\x12\x12\n\npage_token\x18\x04 \x01(\t\x1a\x61\n\x08Response\x12\x13\n\x0bredelivered\x18\x01 \x01(\x05\x12\x11\n\tsucceeded\x18\x02 \x01(\x05\x12\x14\n\x0c\x64\x65livery_ids\x18\x03 \x03(\t\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\t\"\xaf\x01\n\rWebhookHealth\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\x12\'\n\rlast_delivery\x18\x02 \x01(\x0b\x32\x10.mlflow.Delivery\x12\x16\n\x0e\x64\x65liveries_24h\x18\x03 \x01(\x05\x12\x14\n\x0c\x66\x61ilures_24h\x18\x04 \x01(\x05\x12\x17\n\x0f\x64isabled_reason\x18\x05 \x01(\t\x12\x1a\n\x12\x64isabled_timestamp\x18\x06 \x01(\x03\"\\\n\x10GetWebhookHealth\x12\x13\n\x0bwebhook_ids\x18\x01 \x03(\t\x1a\x33\n\x08Response\x12\'\n\x08webhooks\x18\x01 \x03(\x0b\x32\x15.mlflow.WebhookHealth*h\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\r\n\tSUCCEEDED\x10\x02\x12\n\n\x06\x46\x41ILED\x10\x03\x12\r\n\tCANCELLED\x10\x04\x32\x85\x07\n\x16WebhookDeliveryService\x12\x80\x01\n\x0cpublishEvent\x12\x14.mlflow.PublishEvent\x1a\x1d.mlflow.PublishEvent.Response\";\xf2\x86\x19\x37\n$\n\x04POST\x12\x16/mlflow/webhook-events\x1a\x04\x08\x02\x10\x00\x10\x01*\rPublish Event\x12\x8b\x01\n\x0elistDeliveries\x12\x16.mlflow.ListDeliveries\x1a\x1f.mlflow.ListDeliveries.Response\"@\xf2\x86\x19<\n\'\n\x03GET\x12\x1a/mlflow/webhook-deliveries\x1a\x04\x08\x02\x10\x00\x10\x01*\x0fList Deliveries\x12\x8d\x01\n\x0bgetDelivery\x12\x13.mlflow.GetDelivery\x1a\x1c.mlflow.GetDelivery.Response\"K\xf2\x86\x19G\n5\n\x03GET\x12(/mlflow/webhook-deliveries/{delivery_id}\x1a\x04\x08\x02\x10\x00\x10\x01*\x0cGet Delivery\x12\x8f\x01\n\tredeliver\x12\x11.mlflow.Redeliver\x1a\x1a.mlflow.Redeliver.Response\"S\xf2\x86\x19O\n@\n\x04POST\x12\x32/mlflow/webhook-deliveries/{delivery_id}/redeliver\x1a\x04\x08\x02\x10\x00\x10\x01*\tRedeliver\x12\xa4\x01\n\x0fredeliverFailed\x12\x17.mlflow.RedeliverFailed\x1a .mlflow.RedeliverFailed.Response\"V\xf2\x86\x19R\n<\n\x04POST\x12./mlflow/webhooks/{webhook_id}/redeliver-failed\x1a\x04\x08\x02\x10\x00\x10\x01*\x10Redeliver Failed\x12\x90\x01\n\x10getWebhookHealth\x12\x18.mlflow.GetWebhookHealth\x1a!.mlflow.GetWebhookHealth.Response\"?\xf2\x86\x19;\n#\n\x03GET\x12\x16/mlflow/webhook-health\x1a\x04\x08\x02\x10\x00\x10\x01*\x12Get Webhook Health')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,6 +42,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETDELIVERY'].fields_by_name['delivery_id']._serialized_options = b'\360\206\031\001'
   _globals['_REDELIVER'].fields_by_name['delivery_id']._loaded_options = None
   _globals['_REDELIVER'].fields_by_name['delivery_id']._serialized_options = b'\360\206\031\001'
+  _globals['_REDELIVERFAILED'].fields_by_name['webhook_id']._loaded_options = None
+  _globals['_REDELIVERFAILED'].fields_by_name['webhook_id']._serialized_options = b'\360\206\031\001'
+  _globals['_REDELIVERFAILED'].fields_by_name['since_timestamp']._loaded_options = None
+  _globals['_REDELIVERFAILED'].fields_by_name['since_timestamp']._serialized_options = b'\360\206\031\001'
   _globals['_WEBHOOKDELIVERYSERVICE'].methods_by_name['publishEvent']._loaded_options = None
   _globals['_WEBHOOKDELIVERYSERVICE'].methods_by_name['publishEvent']._serialized_options = b'\362\206\0317\n$\n\004POST\022\026/mlflow/webhook-events\032\004\010\002\020\000\020\001*\rPublish Event'
   _globals['_WEBHOOKDELIVERYSERVICE'].methods_by_name['listDeliveries']._loaded_options = None
@@ -50,28 +54,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WEBHOOKDELIVERYSERVICE'].methods_by_name['getDelivery']._serialized_options = b'\362\206\031G\n5\n\003GET\022(/mlflow/webhook-deliveries/{delivery_id}\032\004\010\002\020\000\020\001*\014Get Delivery'
   _globals['_WEBHOOKDELIVERYSERVICE'].methods_by_name['redeliver']._loaded_options = None
   _globals['_WEBHOOKDELIVERYSERVICE'].methods_by_name['redeliver']._serialized_options = b'\362\206\031O\n@\n\004POST\0222/mlflow/webhook-deliveries/{delivery_id}/redeliver\032\004\010\002\020\000\020\001*\tRedeliver'
-  _globals['_DELIVERYSTATUS']._serialized_start=1081
-  _globals['_DELIVERYSTATUS']._serialized_end=1185
+  _globals['_WEBHOOKDELIVERYSERVICE'].methods_by_name['redeliverFailed']._loaded_options = None
+  _globals['_WEBHOOKDELIVERYSERVICE'].methods_by_name['redeliverFailed']._serialized_options = b'\362\206\031R\n<\n\004POST\022./mlflow/webhooks/{webhook_id}/redeliver-failed\032\004\010\002\020\000\020\001*\020Redeliver Failed'
+  _globals['_WEBHOOKDELIVERYSERVICE'].methods_by_name['getWebhookHealth']._loaded_options = None
+  _globals['_WEBHOOKDELIVERYSERVICE'].methods_by_name['getWebhookHealth']._serialized_options = b'\362\206\031;\n#\n\003GET\022\026/mlflow/webhook-health\032\004\010\002\020\000\020\001*\022Get Webhook Health'
+  _globals['_DELIVERYSTATUS']._serialized_start=1752
+  _globals['_DELIVERYSTATUS']._serialized_end=1856
   _globals['_DELIVERYATTEMPT']._serialized_start=99
   _globals['_DELIVERYATTEMPT']._serialized_end=235
   _globals['_DELIVERY']._serialized_start=238
-  _globals['_DELIVERY']._serialized_end=501
-  _globals['_PUBLISHEVENT']._serialized_start=504
-  _globals['_PUBLISHEVENT']._serialized_end=683
-  _globals['_PUBLISHEVENT_RESPONSE']._serialized_start=633
-  _globals['_PUBLISHEVENT_RESPONSE']._serialized_end=683
-  _globals['_LISTDELIVERIES']._serialized_start=686
-  _globals['_LISTDELIVERIES']._serialized_end=901
-  _globals['_LISTDELIVERIES_RESPONSE']._serialized_start=828
-  _globals['_LISTDELIVERIES_RESPONSE']._serialized_end=901
-  _globals['_GETDELIVERY']._serialized_start=903
-  _globals['_GETDELIVERY']._serialized_end=991
-  _globals['_GETDELIVERY_RESPONSE']._serialized_start=945
-  _globals['_GETDELIVERY_RESPONSE']._serialized_end=991
-  _globals['_REDELIVER']._serialized_start=993
-  _globals['_REDELIVER']._serialized_end=1079
-  _globals['_REDELIVER_RESPONSE']._serialized_start=945
-  _globals['_REDELIVER_RESPONSE']._serialized_end=991
-  _globals['_WEBHOOKDELIVERYSERVICE']._serialized_start=1188
-  _globals['_WEBHOOKDELIVERYSERVICE']._serialized_end=1775
+  _globals['_DELIVERY']._serialized_end=588
+  _globals['_PUBLISHEVENT']._serialized_start=591
+  _globals['_PUBLISHEVENT']._serialized_end=770
+  _globals['_PUBLISHEVENT_RESPONSE']._serialized_start=720
+  _globals['_PUBLISHEVENT_RESPONSE']._serialized_end=770
+  _globals['_LISTDELIVERIES']._serialized_start=773
+  _globals['_LISTDELIVERIES']._serialized_end=1075
+  _globals['_LISTDELIVERIES_RESPONSE']._serialized_start=1002
+  _globals['_LISTDELIVERIES_RESPONSE']._serialized_end=1075
+  _globals['_GETDELIVERY']._serialized_start=1077
+  _globals['_GETDELIVERY']._serialized_end=1165
+  _globals['_GETDELIVERY_RESPONSE']._serialized_start=1119
+  _globals['_GETDELIVERY_RESPONSE']._serialized_end=1165
+  _globals['_REDELIVER']._serialized_start=1167
+  _globals['_REDELIVER']._serialized_end=1253
+  _globals['_REDELIVER_RESPONSE']._serialized_start=1119
+  _globals['_REDELIVER_RESPONSE']._serialized_end=1165
+  _globals['_REDELIVERFAILED']._serialized_start=1256
+  _globals['_REDELIVERFAILED']._serialized_end=1478
+  _globals['_REDELIVERFAILED_RESPONSE']._serialized_start=1381
+  _globals['_REDELIVERFAILED_RESPONSE']._serialized_end=1478
+  _globals['_WEBHOOKHEALTH']._serialized_start=1481
+  _globals['_WEBHOOKHEALTH']._serialized_end=1656
+  _globals['_GETWEBHOOKHEALTH']._serialized_start=1658
+  _globals['_GETWEBHOOKHEALTH']._serialized_end=1750
+  _globals['_GETWEBHOOKHEALTH_RESPONSE']._serialized_start=1699
+  _globals['_GETWEBHOOKHEALTH_RESPONSE']._serialized_end=1750
+  _globals['_WEBHOOKDELIVERYSERVICE']._serialized_start=1859
+  _globals['_WEBHOOKDELIVERYSERVICE']._serialized_end=2760
 # @@protoc_insertion_point(module_scope)

@@ -40,7 +40,7 @@ class DeliveryAttempt(_message.Message):
     def __init__(self, number: _Optional[int] = ..., timestamp: _Optional[int] = ..., duration_ms: _Optional[int] = ..., response_status: _Optional[int] = ..., response_body: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
 
 class Delivery(_message.Message):
-    __slots__ = ("delivery_id", "event_id", "webhook_id", "event", "status", "attempts", "next_attempt_timestamp", "creation_timestamp", "test")
+    __slots__ = ("delivery_id", "event_id", "webhook_id", "event", "status", "attempts", "next_attempt_timestamp", "creation_timestamp", "test", "attempt_count", "last_attempt", "payload")
     DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,9 @@ class Delivery(_message.Message):
     NEXT_ATTEMPT_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     CREATION_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     TEST_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     delivery_id: str
     event_id: str
     webhook_id: str
@@ -59,7 +62,10 @@ class Delivery(_message.Message):
     next_attempt_timestamp: int
     creation_timestamp: int
     test: bool
-    def __init__(self, delivery_id: _Optional[str] = ..., event_id: _Optional[str] = ..., webhook_id: _Optional[str] = ..., event: _Optional[_Union[_webhooks_pb2.WebhookEvent, _Mapping]] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., attempts: _Optional[_Iterable[_Union[DeliveryAttempt, _Mapping]]] = ..., next_attempt_timestamp: _Optional[int] = ..., creation_timestamp: _Optional[int] = ..., test: _Optional[bool] = ...) -> None: ...
+    attempt_count: int
+    last_attempt: DeliveryAttempt
+    payload: str
+    def __init__(self, delivery_id: _Optional[str] = ..., event_id: _Optional[str] = ..., webhook_id: _Optional[str] = ..., event: _Optional[_Union[_webhooks_pb2.WebhookEvent, _Mapping]] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., attempts: _Optional[_Iterable[_Union[DeliveryAttempt, _Mapping]]] = ..., next_attempt_timestamp: _Optional[int] = ..., creation_timestamp: _Optional[int] = ..., test: _Optional[bool] = ..., attempt_count: _Optional[int] = ..., last_attempt: _Optional[_Union[DeliveryAttempt, _Mapping]] = ..., payload: _Optional[str] = ...) -> None: ...
 
 class PublishEvent(_message.Message):
     __slots__ = ("event", "data", "idempotency_key")
@@ -79,7 +85,7 @@ class PublishEvent(_message.Message):
     def __init__(self, event: _Optional[_Union[_webhooks_pb2.WebhookEvent, _Mapping]] = ..., data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class ListDeliveries(_message.Message):
-    __slots__ = ("webhook_id", "event_id", "status", "max_results", "page_token")
+    __slots__ = ("webhook_id", "event_id", "status", "max_results", "page_token", "event", "since_timestamp", "until_timestamp")
     class Response(_message.Message):
         __slots__ = ("deliveries", "next_page_token")
         DELIVERIES_FIELD_NUMBER: _ClassVar[int]
@@ -92,12 +98,18 @@ class ListDeliveries(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MAX_RESULTS_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    SINCE_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     webhook_id: str
     event_id: str
     status: DeliveryStatus
     max_results: int
     page_token: str
-    def __init__(self, webhook_id: _Optional[str] = ..., event_id: _Optional[str] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., max_results: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    event: _webhooks_pb2.WebhookEvent
+    since_timestamp: int
+    until_timestamp: int
+    def __init__(self, webhook_id: _Optional[str] = ..., event_id: _Optional[str] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., max_results: _Optional[int] = ..., page_token: _Optional[str] = ..., event: _Optional[_Union[_webhooks_pb2.WebhookEvent, _Mapping]] = ..., since_timestamp: _Optional[int] = ..., until_timestamp: _Optional[int] = ...) -> None: ...
 
 class GetDelivery(_message.Message):
     __slots__ = ("delivery_id",)
@@ -120,3 +132,53 @@ class Redeliver(_message.Message):
     DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
     delivery_id: str
     def __init__(self, delivery_id: _Optional[str] = ...) -> None: ...
+
+class RedeliverFailed(_message.Message):
+    __slots__ = ("webhook_id", "since_timestamp", "max_deliveries", "page_token")
+    class Response(_message.Message):
+        __slots__ = ("redelivered", "succeeded", "delivery_ids", "next_page_token")
+        REDELIVERED_FIELD_NUMBER: _ClassVar[int]
+        SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+        DELIVERY_IDS_FIELD_NUMBER: _ClassVar[int]
+        NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+        redelivered: int
+        succeeded: int
+        delivery_ids: _containers.RepeatedScalarFieldContainer[str]
+        next_page_token: str
+        def __init__(self, redelivered: _Optional[int] = ..., succeeded: _Optional[int] = ..., delivery_ids: _Optional[_Iterable[str]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+    WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    SINCE_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    MAX_DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    webhook_id: str
+    since_timestamp: int
+    max_deliveries: int
+    page_token: str
+    def __init__(self, webhook_id: _Optional[str] = ..., since_timestamp: _Optional[int] = ..., max_deliveries: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class WebhookHealth(_message.Message):
+    __slots__ = ("webhook_id", "last_delivery", "deliveries_24h", "failures_24h", "disabled_reason", "disabled_timestamp")
+    WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    DELIVERIES_24H_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_24H_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_REASON_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    webhook_id: str
+    last_delivery: Delivery
+    deliveries_24h: int
+    failures_24h: int
+    disabled_reason: str
+    disabled_timestamp: int
+    def __init__(self, webhook_id: _Optional[str] = ..., last_delivery: _Optional[_Union[Delivery, _Mapping]] = ..., deliveries_24h: _Optional[int] = ..., failures_24h: _Optional[int] = ..., disabled_reason: _Optional[str] = ..., disabled_timestamp: _Optional[int] = ...) -> None: ...
+
+class GetWebhookHealth(_message.Message):
+    __slots__ = ("webhook_ids",)
+    class Response(_message.Message):
+        __slots__ = ("webhooks",)
+        WEBHOOKS_FIELD_NUMBER: _ClassVar[int]
+        webhooks: _containers.RepeatedCompositeFieldContainer[WebhookHealth]
+        def __init__(self, webhooks: _Optional[_Iterable[_Union[WebhookHealth, _Mapping]]] = ...) -> None: ...
+    WEBHOOK_IDS_FIELD_NUMBER: _ClassVar[int]
+    webhook_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, webhook_ids: _Optional[_Iterable[str]] = ...) -> None: ...

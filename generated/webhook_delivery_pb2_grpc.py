@@ -54,6 +54,16 @@ class WebhookDeliveryServiceStub:
                 request_serializer=webhook__delivery__pb2.Redeliver.SerializeToString,
                 response_deserializer=webhook__delivery__pb2.Redeliver.Response.FromString,
                 _registered_method=True)
+        self.redeliverFailed = channel.unary_unary(
+                '/mlflow.WebhookDeliveryService/redeliverFailed',
+                request_serializer=webhook__delivery__pb2.RedeliverFailed.SerializeToString,
+                response_deserializer=webhook__delivery__pb2.RedeliverFailed.Response.FromString,
+                _registered_method=True)
+        self.getWebhookHealth = channel.unary_unary(
+                '/mlflow.WebhookDeliveryService/getWebhookHealth',
+                request_serializer=webhook__delivery__pb2.GetWebhookHealth.SerializeToString,
+                response_deserializer=webhook__delivery__pb2.GetWebhookHealth.Response.FromString,
+                _registered_method=True)
 
 
 class WebhookDeliveryServiceServicer:
@@ -86,6 +96,22 @@ class WebhookDeliveryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def redeliverFailed(self, request, context):
+        """Sends every FAILED delivery of a webhook created since a time again now, oldest first,
+        at most max_deliveries of them per call; each is one more attempt, logged like any other.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def getWebhookHealth(self, request, context):
+        """How each of the given webhooks is doing: its newest delivery, its deliveries and failures
+        over the last 24 hours, and why the service disabled it, if it did.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WebhookDeliveryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -108,6 +134,16 @@ def add_WebhookDeliveryServiceServicer_to_server(servicer, server):
                     servicer.redeliver,
                     request_deserializer=webhook__delivery__pb2.Redeliver.FromString,
                     response_serializer=webhook__delivery__pb2.Redeliver.Response.SerializeToString,
+            ),
+            'redeliverFailed': grpc.unary_unary_rpc_method_handler(
+                    servicer.redeliverFailed,
+                    request_deserializer=webhook__delivery__pb2.RedeliverFailed.FromString,
+                    response_serializer=webhook__delivery__pb2.RedeliverFailed.Response.SerializeToString,
+            ),
+            'getWebhookHealth': grpc.unary_unary_rpc_method_handler(
+                    servicer.getWebhookHealth,
+                    request_deserializer=webhook__delivery__pb2.GetWebhookHealth.FromString,
+                    response_serializer=webhook__delivery__pb2.GetWebhookHealth.Response.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -218,6 +254,60 @@ class WebhookDeliveryService:
             '/mlflow.WebhookDeliveryService/redeliver',
             webhook__delivery__pb2.Redeliver.SerializeToString,
             webhook__delivery__pb2.Redeliver.Response.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def redeliverFailed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlflow.WebhookDeliveryService/redeliverFailed',
+            webhook__delivery__pb2.RedeliverFailed.SerializeToString,
+            webhook__delivery__pb2.RedeliverFailed.Response.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def getWebhookHealth(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlflow.WebhookDeliveryService/getWebhookHealth',
+            webhook__delivery__pb2.GetWebhookHealth.SerializeToString,
+            webhook__delivery__pb2.GetWebhookHealth.Response.FromString,
             options,
             channel_credentials,
             insecure,

@@ -29,6 +29,7 @@ from server.core import CONNECTIONS, WebhookCore
 from server.delivery.sender import Sender
 from server.errors import Unavailable
 from server.health import BOUND, DatabaseHealth
+from server.retention import Retention
 from server.rpc import CallInterceptor, DeliveryServicer, WebhookServicer
 from server.shim import app as shim
 from server.store import Store
@@ -168,6 +169,9 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
 
     await grpc_server.start()
     core.worker.start()
+    retention = Retention(store, core.db, config.retention_days)
+    if config.retention_days:
+        retention.start()
     for name in ["", *SERVICE_NAMES]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     watching = asyncio.create_task(database.run())
@@ -183,6 +187,7 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     watching.cancel()
     await grpc_server.stop(GRACE_SECONDS)
     await core.worker.stop(GRACE_SECONDS)
+    await retention.stop()
     await runner.cleanup()
     await sender.close()
     core.close()

@@ -36,6 +36,7 @@ class Config:
     # The longest a call waits on the database: PostgreSQL's lock and statement timeouts,
     # SQLite's busy timeout, and this process's own queue for the write lock.
     db_timeout: float = 10.0
+    retention_days: int = 30  # 0 keeps every delivery
 
 
 def _split_address(value: str, flag: str) -> str:
@@ -80,6 +81,15 @@ def _count(value: str, flag: str, unit: str) -> int:
     if not (value.strip().isascii() and value.strip().isdigit()) or int(value) <= 0:
         raise ConfigError(f"{flag} takes a positive number of {unit}, got {value!r}")
     return int(value)
+
+
+def _days(value: str) -> int:
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()):
+        raise ConfigError(
+            f"--retention-days takes a whole number of days (0 keeps everything), got {value!r}"
+        )
+    return int(text)
 
 
 def _truthy(value: str | None) -> bool:
@@ -139,6 +149,12 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         f"{defaults.db_timeout:g}",
         "seconds a call waits on the database (locks, statements) before UNAVAILABLE",
     )
+    flag(
+        "--retention-days",
+        "WEBHOOKS_RETENTION_DAYS",
+        str(defaults.retention_days),
+        "days finished deliveries are kept (0: for ever)",
+    )
     parser.add_argument(
         "--allow-private-urls",
         action="store_true",
@@ -170,4 +186,5 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         log_format=args.log_format,
         access_log=args.access_log == "on",
         db_timeout=_positive(args.db_timeout, "--db-timeout"),
+        retention_days=_days(args.retention_days),
     )

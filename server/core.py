@@ -25,7 +25,9 @@ from server.store import (
     DeliveryRecord,
     DeliveryStatus,
     EventRecord,
+    Health,
     Outcome,
+    Outgoing,
     Page,
     Store,
     WebhookRecord,
@@ -35,6 +37,14 @@ from server.store import (
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+HEALTH_WINDOW_MS = 24 * 3600 * 1000
+# Bulk redelivery sends this many at once, as the worker's per-webhook limit does: they all
+# go to the same receiver.
+REDELIVER_CONCURRENCY = 8
+# getWebhookHealth takes its ids in the query string over REST: 100 ids keep the URL far
+# below the 8 KiB request line HTTP servers accept.
+MAX_HEALTH_IDS = 100
 
 
 def required(value: str, field: str) -> str:
@@ -265,8 +275,19 @@ class WebhookCore:
         return [written[r.id] if r.id in written else Unavailable(UNAVAILABLE) for r in records]
 
     async def list_deliveries(
-        self, max_results: int, page_token: str, webhook_id: str, event_id: str, status: int
+        self,
+        max_results: int,
+        page_token: str,
+        webhook_id: str = "",
+        event_id: str = "",
+        status: int = 0,
+        event: tuple[int, int] | None = None,
+        since: int | None = None,
+        until: int | None = None,
     ) -> Page:
+        """Newest first; `event`, `since` and `until` (Unix ms, [since, until)) are optional."""
+        checked = validation.event(*event) if event is not None else None
+        since, until = validation.time_range(since, until)
         return await self.read(
             self._store.list_deliveries,
             validation.page_size(max_results),
@@ -274,6 +295,21 @@ class WebhookCore:
             webhook_id or None,
             event_id or None,
             status or None,
+            checked,
+            since,
+            until,
+        )
+
+    async def webhook_health(self, webhook_ids: Sequence[str]) -> list[Health]:
+        if not webhook_ids:
+            required("", "webhook_ids")
+        if len(webhook_ids) > MAX_HEALTH_IDS:
+            raise InvalidArgument(
+                f"Ask for at most {MAX_HEALTH_IDS} webhook_ids at a time, got "
+                f"{len(webhook_ids)}: one page of listWebhooks with max_results={MAX_HEALTH_IDS}."
+            )
+        return await self.db(
+            self._store.webhook_health, list(webhook_ids), now_ms() - HEALTH_WINDOW_MS
         )
 
     async def backlog(self) -> tuple[int, float]:
@@ -286,7 +322,9 @@ class WebhookCore:
         found = await self.read(self._store.get_delivery, required(delivery_id, "delivery_id"))
         if found is None:
             raise NotFound(f"Delivery with ID {delivery_id} not found.")
-        return found
+        # The body is rebuilt exactly as body_of() builds it for every attempt.
+        sent = payload(found.event, json.loads(found.data or "{}"), found.occurred_at or "")
+        return replace(found, payload=sent.decode())
 
     async def redeliver(self, delivery_id: str) -> DeliveryRecord:
         """One more attempt, now, with the same delivery id; its result is final."""
@@ -298,11 +336,43 @@ class WebhookCore:
                 f"Webhook with ID {item.webhook_id} not found: a deleted webhook's deliveries "
                 "cannot be sent again."
             )
+        await self.db(self._store.record, [await self._send_again(item)])
+        return await self.get_delivery(delivery_id)
+
+    async def redeliver_failed(
+        self, webhook_id: str, since: int | None, max_deliveries: int, page_token: str
+    ) -> tuple[list[Outcome], str | None]:
+        """Sends the webhook's FAILED deliveries created since `since` again, oldest first, at
+        most `max_deliveries`, each as redeliver() does; their results are written together.
+        Answers the outcomes and the token of the next batch, if more remain."""
+        webhook = await self.get_webhook(webhook_id)
+        if since is None:
+            required("", "since_timestamp")
+        since, _ = validation.time_range(since, None)
+        limit = validation.batch_size(max_deliveries, "max_deliveries")
+        page = await self.db(
+            self._store.failed_deliveries, webhook.id, since, limit, page_token or None
+        )
+        gate = asyncio.Semaphore(REDELIVER_CONCURRENCY)
+
+        async def one(item: Outgoing) -> Outcome:
+            async with gate:
+                return await self._send_again(item)
+
+        # A webhook deleted since get_webhook leaves nothing to send to.
+        sendable = [item for item in page.items if item.url is not None]
+        outcomes = list(await asyncio.gather(*(one(item) for item in sendable)))
+        await self.db(self._store.record, outcomes)
+        return outcomes, page.next_token
+
+    async def _send_again(self, item: Outgoing) -> Outcome:
+        """One manual attempt of a stored delivery: sent, decided, logged and counted as the
+        worker's attempts are; the caller records it."""
+        assert item.url is not None
         attempt = await self._sender.send(item.url, item.secret, item.delivery_id, body_of(item))
         outcome = decide(item, attempt, (), now_ms())
         observed(item, outcome)
-        await self.db(self._store.record, [outcome])
-        return await self.get_delivery(delivery_id)
+        return outcome
 
 
 def _unavailable(fn: Callable[..., object], error: Exception) -> Unavailable:

@@ -22,7 +22,7 @@ from generated import webhooks_pb2_grpc as pb_grpc
 from server import observe
 from server.core import WebhookCore
 from server.errors import Code, InvalidArgument, ServiceError
-from server.store import DeliveryRecord, WebhookRecord
+from server.store import AttemptRecord, DeliveryRecord, Health, WebhookRecord
 
 log = logging.getLogger(__name__)
 
@@ -114,20 +114,43 @@ def delivery_message(record: DeliveryRecord) -> dpb.Delivery:
         status=int(record.status),
         creation_timestamp=record.creation_timestamp,
         test=record.is_test,
+        attempt_count=record.attempt_count,
     )
     if record.next_attempt_timestamp is not None:
         message.next_attempt_timestamp = record.next_attempt_timestamp
     for a in record.attempts:
-        attempt = message.attempts.add(
-            number=a.number,
-            timestamp=a.timestamp,
-            duration_ms=a.duration_ms,
-        )
-        if a.response_status is not None:
-            attempt.response_status = a.response_status
+        _fill_attempt(message.attempts.add(), a, with_body=True)
+    if record.last_attempt is not None:
+        _fill_attempt(message.last_attempt, record.last_attempt, with_body=False)
+    if record.payload is not None:
+        message.payload = record.payload
+    return message
+
+
+def _fill_attempt(attempt: dpb.DeliveryAttempt, a: AttemptRecord, with_body: bool) -> None:
+    attempt.number = a.number
+    attempt.timestamp = a.timestamp
+    attempt.duration_ms = a.duration_ms
+    if a.response_status is not None:
+        attempt.response_status = a.response_status
+        if with_body:
             attempt.response_body = a.response_body
-        if a.error:
-            attempt.error = a.error
+    if a.error:
+        attempt.error = a.error
+
+
+def health_message(health: Health) -> dpb.WebhookHealth:
+    message = dpb.WebhookHealth(
+        webhook_id=health.webhook_id,
+        deliveries_24h=health.deliveries,
+        failures_24h=health.failures,
+    )
+    if health.last_delivery is not None:
+        message.last_delivery.CopyFrom(delivery_message(health.last_delivery))
+    if health.disabled_reason is not None:
+        message.disabled_reason = health.disabled_reason
+    if health.disabled_timestamp is not None:
+        message.disabled_timestamp = health.disabled_timestamp
     return message
 
 
@@ -171,6 +194,9 @@ class DeliveryServicer(dpb_grpc.WebhookDeliveryServiceServicer):
             request.webhook_id,
             request.event_id,
             request.status,
+            (request.event.entity, request.event.action) if request.HasField("event") else None,
+            optional(request, "since_timestamp"),
+            optional(request, "until_timestamp"),
         )
         response = dpb.ListDeliveries.Response(deliveries=[delivery_message(d) for d in page.items])
         if page.next_token:
@@ -184,6 +210,26 @@ class DeliveryServicer(dpb_grpc.WebhookDeliveryServiceServicer):
     async def redeliver(self, request: dpb.Redeliver, context: object) -> Any:
         record = await self._core.redeliver(request.delivery_id)
         return dpb.Redeliver.Response(delivery=delivery_message(record))
+
+    async def redeliverFailed(self, request: dpb.RedeliverFailed, context: object) -> Any:
+        outcomes, next_token = await self._core.redeliver_failed(
+            request.webhook_id,
+            optional(request, "since_timestamp"),
+            request.max_deliveries,
+            request.page_token,
+        )
+        response = dpb.RedeliverFailed.Response(
+            redelivered=len(outcomes),
+            succeeded=sum(o.status == dpb.SUCCEEDED for o in outcomes),
+            delivery_ids=[o.delivery_id for o in outcomes],
+        )
+        if next_token:
+            response.next_page_token = next_token
+        return response
+
+    async def getWebhookHealth(self, request: dpb.GetWebhookHealth, context: object) -> Any:
+        found = await self._core.webhook_health(list(request.webhook_ids))
+        return dpb.GetWebhookHealth.Response(webhooks=[health_message(h) for h in found])
 
 
 STATUS = {code: grpc.StatusCode[code.value] for code in Code}

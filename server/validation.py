@@ -84,6 +84,29 @@ def _enum_name(namer: object, number: int) -> str:
         return str(number)
 
 
+def time_range(since: int | None, until: int | None) -> tuple[int | None, int | None]:
+    """A [since, until) filter in Unix milliseconds; either end may be open (None)."""
+    for field, value in (("since_timestamp", since), ("until_timestamp", until)):
+        if value is not None and value < 0:
+            raise InvalidArgument(
+                f"{field} must be Unix milliseconds (0 or more), got {value}: "
+                "for example 1767225600000 for 2026-01-01T00:00:00Z."
+            )
+    if since is not None and until is not None and since >= until:
+        raise InvalidArgument(
+            f"since_timestamp ({since}) must be before until_timestamp ({until}): "
+            "the range is [since_timestamp, until_timestamp)."
+        )
+    return since, until
+
+
+def batch_size(value: int, field: str) -> int:
+    """How many items one bulk call may take: 1 to MAX_PAGE_SIZE."""
+    if not 1 <= value <= MAX_PAGE_SIZE:
+        raise InvalidArgument(f"{field} must be between 1 and {MAX_PAGE_SIZE}, got {value}.")
+    return value
+
+
 def page_size(value: int) -> int:
     if value == 0:
         return DEFAULT_PAGE_SIZE

@@ -71,7 +71,14 @@ def fresh(kind: str, workdir: Path) -> Iterator[Database]:
 
 
 # Children before parents; schema_version stays.
-TABLES = ["delivery_attempts", "deliveries", "events", "webhook_events", "webhooks"]
+TABLES = [
+    "delivery_attempts",
+    "deliveries",
+    "events",
+    "webhook_disables",
+    "webhook_events",
+    "webhooks",
+]
 
 
 def empty_tables(database: Database) -> None:

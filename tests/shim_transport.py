@@ -16,9 +16,15 @@ import grpc
 from google.protobuf import descriptor_pool, json_format, message_factory
 from google.protobuf.message import Message
 
-from generated import databricks_pb2, webhooks_pb2, webhooks_pb2_grpc  # noqa: F401
+from generated import (  # noqa: F401
+    databricks_pb2,
+    webhook_delivery_pb2,
+    webhook_delivery_pb2_grpc,
+    webhooks_pb2,
+    webhooks_pb2_grpc,
+)
 
-SERVICE = "mlflow.WebhookService"
+SERVICES = ("mlflow.WebhookService", "mlflow.WebhookDeliveryService")
 PREFIXES = ("/api/2.0", "/ajax-api/2.0", "")
 
 # MLflow's error_code -> the gRPC status name it stands for, and its HTTP status.
@@ -32,7 +38,13 @@ REST_CODES = {
 
 
 def rpc_descriptor(rpc: str) -> Any:
-    return descriptor_pool.Default().FindServiceByName(SERVICE).methods_by_name[rpc]
+    """The RPC of either service (their method names do not overlap)."""
+    pool = descriptor_pool.Default()
+    for service in SERVICES:
+        methods = pool.FindServiceByName(service).methods_by_name
+        if rpc in methods:
+            return methods[rpc]
+    raise KeyError(rpc)
 
 
 def endpoint(rpc: str) -> tuple[str, str]:
@@ -44,11 +56,15 @@ class GrpcTransport:
     name = "grpc"
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
-        self._stub = webhooks_pb2_grpc.WebhookServiceStub(channel)
+        self._stubs = (
+            webhooks_pb2_grpc.WebhookServiceStub(channel),
+            webhook_delivery_pb2_grpc.WebhookDeliveryServiceStub(channel),
+        )
 
     async def call(self, rpc: str, request: Message) -> tuple[str, Any]:
+        stub = next(s for s in self._stubs if hasattr(s, rpc))
         try:
-            return "OK", await getattr(self._stub, rpc)(request, timeout=30)
+            return "OK", await getattr(stub, rpc)(request, timeout=30)
         except grpc.aio.AioRpcError as e:
             return e.code().name, e.details()
 

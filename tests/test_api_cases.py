@@ -4,7 +4,9 @@ assert on what they created, never on totals."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,10 +15,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 
+from generated import webhook_delivery_pb2 as dpb
 from generated import webhooks_pb2 as pb
 from tests.shim_transport import PREFIXES, GrpcTransport, RestTransport
+from tests.support import Receiver
 
 MV_CREATED = pb.WebhookEvent(entity=pb.MODEL_VERSION, action=pb.CREATED)
 RM_CREATED = pb.WebhookEvent(entity=pb.REGISTERED_MODEL, action=pb.CREATED)
@@ -31,6 +36,7 @@ class Ctx:
     call: Callable[[str, Message], Awaitable[tuple[str, Any]]]
     receiver_url: str
     webhook: pb.Webhook | None = None
+    receiver: Receiver | None = None
 
     @property
     def id(self) -> str:
@@ -167,6 +173,294 @@ def with_receiver(path: str) -> Request:
 
 
 NOT_FOUND = "Webhook with ID " + UNKNOWN_ID + " not found."
+
+# ---- the delivery log, health and bulk redelivery (issue 11) -----------------------------
+
+MV_DATA = {
+    "name": "m",
+    "version": "1",
+    "source": "s3://m/1",
+    "run_id": None,
+    "tags": {},
+    "description": None,
+}
+RM_DATA = {"name": "m", "tags": {}, "description": None}
+
+
+async def hook_at(ctx: Ctx, path: str, *events: pb.WebhookEvent) -> str:
+    made = await ctx.ok(
+        "createWebhook",
+        pb.CreateWebhook(
+            name="log-case", url=ctx.receiver_url + path, events=list(events or [MV_CREATED])
+        ),
+    )
+    return made.webhook.webhook_id
+
+
+async def publish(ctx: Ctx, event: pb.WebhookEvent, data: dict[str, Any]) -> list[str]:
+    struct = struct_pb2.Struct()
+    struct.update(data)
+    published = await ctx.ok("publishEvent", dpb.PublishEvent(event=event, data=struct))
+    return list(published.delivery_ids)
+
+
+async def settled(ctx: Ctx, delivery_id: str, attempts: int = 1) -> dpb.Delivery:
+    """The delivery once it has `attempts` attempts recorded and is not waiting for its first
+    (attempts are written in batches a moment after they are made); bounded."""
+    for _ in range(400):
+        got = (await ctx.ok("getDelivery", dpb.GetDelivery(delivery_id=delivery_id))).delivery
+        if got.attempt_count >= attempts and got.status != dpb.PENDING:
+            return got
+        await asyncio.sleep(0.05)
+    pytest.fail(f"delivery {delivery_id} did not settle: {got}")
+
+
+def deliveries_request(**fields: Any) -> Request:
+    return lambda _: dpb.ListDeliveries(**fields)
+
+
+def invalid_deliveries(case_id: str, mentions: str, **fields: Any) -> Case:
+    return Case(
+        case_id, "listDeliveries", deliveries_request(**fields), "INVALID_ARGUMENT", None, mentions
+    )
+
+
+async def listed_with_summaries_and_filters(ctx: Ctx, _: Any) -> None:
+    """Two events of two types to a receiver answering 500 once retries are spent (the session
+    server retries 5xx, so the receiver answers 400: final at once), then every filter."""
+    hook = await hook_at(ctx, "/status/400", MV_CREATED, RM_CREATED)
+    [first] = await publish(ctx, MV_CREATED, MV_DATA)
+    before_second = (await settled(ctx, first)).creation_timestamp + 1
+    [second] = await publish(ctx, RM_CREATED, RM_DATA)
+    await settled(ctx, second)
+
+    async def ids(**fields: Any) -> list[str]:
+        page = await ctx.ok("listDeliveries", dpb.ListDeliveries(webhook_id=hook, **fields))
+        return [d.delivery_id for d in page.deliveries]
+
+    listed = await ctx.ok("listDeliveries", dpb.ListDeliveries(webhook_id=hook))
+    assert [d.delivery_id for d in listed.deliveries] == [second, first]  # newest first
+    summary = listed.deliveries[0]
+    assert summary.attempt_count == 1 and not summary.attempts and not summary.payload
+    assert summary.last_attempt.number == 1
+    assert summary.last_attempt.response_status == 400
+    assert "400" in summary.last_attempt.error
+    assert not summary.last_attempt.response_body  # lists leave bodies out
+    assert summary.last_attempt.timestamp >= summary.creation_timestamp
+    assert await ids(event=RM_CREATED) == [second]
+    assert await ids(event=MV_CREATED) == [first]
+    assert await ids(status=dpb.FAILED) == [second, first]
+    assert await ids(status=dpb.SUCCEEDED) == []
+    assert await ids(since_timestamp=before_second) == [second]
+    assert await ids(until_timestamp=before_second) == [first]
+    assert await ids(since_timestamp=0, until_timestamp=before_second, event=MV_CREATED) == [first]
+    page = await ctx.ok("listDeliveries", dpb.ListDeliveries(webhook_id=hook, max_results=1))
+    assert [d.delivery_id for d in page.deliveries] == [second] and page.next_page_token
+    rest = await ctx.ok(
+        "listDeliveries",
+        dpb.ListDeliveries(webhook_id=hook, max_results=1, page_token=page.next_page_token),
+    )
+    assert [d.delivery_id for d in rest.deliveries] == [first] and not rest.next_page_token
+
+
+async def payload_as_sent(ctx: Ctx, _: Any) -> None:
+    assert ctx.receiver is not None
+    await hook_at(ctx, "/ok")
+    before = len(ctx.receiver.received)
+    [delivery_id] = await publish(ctx, MV_CREATED, MV_DATA)
+    await ctx.receiver.wait_for(before + 1)
+    got = await settled(ctx, delivery_id)
+    [sent] = [r for r in ctx.receiver.received if r.headers["webhook-id"] == delivery_id]
+    assert got.payload == sent.body.decode()
+    assert json.loads(got.payload)["data"] == MV_DATA
+    assert got.status == dpb.SUCCEEDED and got.last_attempt.response_status == 200
+
+
+async def redelivered_failed(ctx: Ctx, _: Any) -> None:
+    """Failed deliveries go out again, one new logged attempt each; a bound leaves a token;
+    once the receiver is fixed they succeed."""
+    assert ctx.receiver is not None
+    hook = await hook_at(ctx, "/status/400")
+    ids = [(await publish(ctx, MV_CREATED, MV_DATA))[0] for _ in range(3)]
+    for delivery_id in ids:
+        await settled(ctx, delivery_id)
+    before = len(ctx.receiver.received)
+    first = await ctx.ok(
+        "redeliverFailed",
+        dpb.RedeliverFailed(webhook_id=hook, since_timestamp=0, max_deliveries=2),
+    )
+    assert (first.redelivered, first.succeeded) == (2, 0)
+    assert list(first.delivery_ids) == ids[:2]  # oldest first
+    assert first.next_page_token
+    await ctx.receiver.wait_for(before + 2)
+    assert sorted(ctx.receiver.delivery_ids()[before:]) == sorted(ids[:2])
+    for delivery_id in ids[:2]:
+        again = await settled(ctx, delivery_id, attempts=2)
+        assert [a.number for a in again.attempts] == [1, 2]
+        assert again.status == dpb.FAILED
+    await ctx.ok("updateWebhook", pb.UpdateWebhook(webhook_id=hook, url=ctx.receiver_url + "/ok"))
+    rest = await ctx.ok(
+        "redeliverFailed",
+        dpb.RedeliverFailed(webhook_id=hook, since_timestamp=0, page_token=first.next_page_token),
+    )
+    assert (rest.redelivered, rest.succeeded, list(rest.delivery_ids)) == (1, 1, ids[2:])
+    assert not rest.next_page_token
+    assert (await settled(ctx, ids[2], attempts=2)).status == dpb.SUCCEEDED
+    newer = await ctx.ok(
+        "redeliverFailed",
+        dpb.RedeliverFailed(webhook_id=hook, since_timestamp=2**62),
+    )
+    assert newer.redelivered == 0
+
+
+async def health_and_disable_reason(ctx: Ctx, _: Any) -> None:
+    """A 410 disables the webhook: health says why and when; a status change clears it."""
+    quiet = await hook_at(ctx, "/ok", TAG_SET)
+    gone = await hook_at(ctx, "/status/410")
+    [delivery_id] = await publish(ctx, MV_CREATED, MV_DATA)
+    sent = await settled(ctx, delivery_id)
+    answer = await ctx.ok(
+        "getWebhookHealth", dpb.GetWebhookHealth(webhook_ids=[gone, UNKNOWN_ID, quiet])
+    )
+    assert [h.webhook_id for h in answer.webhooks] == [gone, quiet]
+    health, idle = answer.webhooks
+    assert (health.deliveries_24h, health.failures_24h) == (1, 1)
+    assert health.last_delivery.delivery_id == delivery_id
+    assert health.last_delivery.status == dpb.FAILED
+    assert health.last_delivery.last_attempt.response_status == 410
+    assert "410" in health.disabled_reason
+    assert health.disabled_timestamp == sent.attempts[0].timestamp
+    assert (idle.deliveries_24h, idle.failures_24h) == (0, 0)
+    assert not idle.HasField("last_delivery") and not idle.HasField("disabled_reason")
+    got = await ctx.ok("getWebhook", pb.GetWebhook(webhook_id=gone))
+    assert got.webhook.status == pb.DISABLED
+    await ctx.ok("updateWebhook", pb.UpdateWebhook(webhook_id=gone, status=pb.ACTIVE))
+    again = await ctx.ok("getWebhookHealth", dpb.GetWebhookHealth(webhook_ids=[gone]))
+    assert not again.webhooks[0].HasField("disabled_reason")
+    assert again.webhooks[0].failures_24h == 1
+
+
+LOG_CASES = [
+    Case(
+        "list-deliveries-summaries-and-filters",
+        "listDeliveries",
+        deliveries_request(),
+        check=listed_with_summaries_and_filters,
+    ),
+    Case(
+        "get-delivery-payload-as-sent",
+        "listDeliveries",
+        deliveries_request(),
+        check=payload_as_sent,
+    ),
+    invalid_deliveries(
+        "list-deliveries-since-not-before-until",
+        "since_timestamp (5) must be before until_timestamp (5)",
+        since_timestamp=5,
+        until_timestamp=5,
+    ),
+    invalid_deliveries(
+        "list-deliveries-negative-since",
+        "since_timestamp must be Unix milliseconds",
+        since_timestamp=-1,
+    ),
+    invalid_deliveries(
+        "list-deliveries-negative-until",
+        "until_timestamp must be Unix milliseconds",
+        until_timestamp=-5,
+    ),
+    invalid_deliveries(
+        "list-deliveries-bad-event",
+        "Invalid action 'deleted' for entity 'registered_model'",
+        event=pb.WebhookEvent(entity=pb.REGISTERED_MODEL, action=pb.DELETED),
+    ),
+    invalid_deliveries(
+        "list-deliveries-entity-unspecified",
+        "entity",
+        event=pb.WebhookEvent(action=pb.CREATED),
+    ),
+    invalid_deliveries("list-deliveries-max-results-1001", "max_results", max_results=1001),
+    invalid_deliveries("list-deliveries-bad-page-token", "page_token", page_token="nope"),
+    Case(
+        "health-and-disable-reason",
+        "getWebhookHealth",
+        lambda _: dpb.GetWebhookHealth(webhook_ids=[UNKNOWN_ID]),
+        check=health_and_disable_reason,
+    ),
+    Case(
+        "health-unknown-left-out",
+        "getWebhookHealth",
+        lambda _: dpb.GetWebhookHealth(webhook_ids=[UNKNOWN_ID]),
+        check=lambda _, r: len(r.webhooks) == 0 or pytest.fail(r),
+    ),
+    Case(
+        "health-no-ids",
+        "getWebhookHealth",
+        lambda _: dpb.GetWebhookHealth(),
+        "INVALID_ARGUMENT",
+        mentions="webhook_ids",
+    ),
+    Case(
+        "health-101-ids",
+        "getWebhookHealth",
+        lambda _: dpb.GetWebhookHealth(webhook_ids=[UNKNOWN_ID] * 101),
+        "INVALID_ARGUMENT",
+        mentions="at most 100 webhook_ids",
+    ),
+    Case(
+        "redeliver-failed-sends-again",
+        "redeliverFailed",
+        lambda _: dpb.RedeliverFailed(webhook_id=UNKNOWN_ID, since_timestamp=0),
+        "NOT_FOUND",
+        check=redelivered_failed,
+    ),
+    Case(
+        "redeliver-failed-none",
+        "redeliverFailed",
+        on_existing(dpb.RedeliverFailed, since_timestamp=0),
+        existing=True,
+        check=lambda _, r: (r.redelivered, r.succeeded) == (0, 0) or pytest.fail(r),
+    ),
+    Case(
+        "redeliver-failed-unknown-webhook",
+        "redeliverFailed",
+        lambda _: dpb.RedeliverFailed(webhook_id=UNKNOWN_ID, since_timestamp=0),
+        "NOT_FOUND",
+        NOT_FOUND,
+    ),
+    Case(
+        "redeliver-failed-since-missing",
+        "redeliverFailed",
+        on_existing(dpb.RedeliverFailed),
+        "INVALID_ARGUMENT",
+        mentions="since_timestamp",
+        existing=True,
+    ),
+    Case(
+        "redeliver-failed-since-negative",
+        "redeliverFailed",
+        on_existing(dpb.RedeliverFailed, since_timestamp=-1),
+        "INVALID_ARGUMENT",
+        mentions="since_timestamp must be Unix milliseconds",
+        existing=True,
+    ),
+    Case(
+        "redeliver-failed-max-0",
+        "redeliverFailed",
+        on_existing(dpb.RedeliverFailed, since_timestamp=0, max_deliveries=0),
+        "INVALID_ARGUMENT",
+        mentions="max_deliveries must be between 1 and 1000",
+        existing=True,
+    ),
+    Case(
+        "redeliver-failed-max-1001",
+        "redeliverFailed",
+        on_existing(dpb.RedeliverFailed, since_timestamp=0, max_deliveries=1001),
+        "INVALID_ARGUMENT",
+        mentions="max_deliveries",
+        existing=True,
+    ),
+]
 
 CASES = [
     # create: valid
@@ -392,6 +686,7 @@ CASES = [
         "NOT_FOUND",
         NOT_FOUND,
     ),
+    *LOG_CASES,
 ]
 
 
@@ -412,7 +707,7 @@ def transport(request, channel, http_session, server):
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 async def test_case(case: Case, transport, receiver):
-    ctx = Ctx(transport.call, receiver.url)
+    ctx = Ctx(transport.call, receiver.url, receiver=receiver)
     if case.existing:
         made = await ctx.ok(
             "createWebhook",

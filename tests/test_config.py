@@ -22,6 +22,15 @@ def test_defaults_with_nothing_set() -> None:
     assert config.secret_key is None
     assert config.max_request_bytes == 1024 * 1024
     assert config.workers == 1
+    assert config.retention_days == 30
+
+
+def test_retention_days() -> None:
+    assert parse(["--retention-days", "0"], {}).retention_days == 0  # keeps everything
+    assert parse(["--retention-days", "7"], {}).retention_days == 7
+    assert parse([], {"WEBHOOKS_RETENTION_DAYS": "90"}).retention_days == 90
+    flag_wins = parse(["--retention-days", "1"], {"WEBHOOKS_RETENTION_DAYS": "90"})
+    assert flag_wins.retention_days == 1
 
 
 def test_every_flag() -> None:
@@ -185,6 +194,10 @@ def test_empty_secret_key_is_none() -> None:
         ("--workers", "two"),
         ("--workers", ""),
         ("--workers", "\u00b2"),
+        ("--retention-days", "-1"),
+        ("--retention-days", "1.5"),
+        ("--retention-days", "month"),
+        ("--retention-days", "\u00b2"),
         ("--grpc-address", "127.0.0.1:\u00b2"),
         ("--http-address", "127.0.0.1:\u00b9\u00b2"),
     ],
@@ -207,6 +220,7 @@ def test_bad_flag_value_names_the_flag(flag: str, value: str) -> None:
         ("WEBHOOKS_DELIVERY_TIMEOUT", "--delivery-timeout", "-1"),
         ("WEBHOOKS_MAX_REQUEST_BYTES", "--max-request-bytes", "0"),
         ("WEBHOOKS_WORKERS", "--workers", "none"),
+        ("WEBHOOKS_RETENTION_DAYS", "--retention-days", "forever"),
     ],
 )
 def test_bad_environment_value_names_the_flag(env_name: str, flag: str, value: str) -> None:

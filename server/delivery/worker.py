@@ -54,7 +54,12 @@ def decide(item: Outgoing, attempt: Attempt, schedule: tuple[float, ...], now: i
     disable = item.webhook_id if attempt.status == 410 else None
     retries_done = number - 1
     if not attempt.retryable or retries_done >= len(schedule):
-        return Outcome(item.delivery_id, record, DeliveryStatus.FAILED, None, disable)
+        reason = (
+            f"The receiver answered 410 Gone to delivery {item.delivery_id} (attempt {number})."
+            if disable
+            else ""
+        )
+        return Outcome(item.delivery_id, record, DeliveryStatus.FAILED, None, disable, reason)
     delay = schedule[retries_done] * random.uniform(1 - JITTER, 1 + JITTER)
     if attempt.retry_after is not None:
         delay = max(delay, min(attempt.retry_after, RETRY_AFTER_CAP))

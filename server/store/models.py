@@ -83,6 +83,8 @@ class Event(BaseModel):
 
     class Meta:
         table_name = "events"
+        # Retention looks for old events no delivery needs any more.
+        indexes = ((("creation_timestamp",), False),)
 
 
 class Delivery(BaseModel):
@@ -123,13 +125,29 @@ class Attempt(BaseModel):
         primary_key = pw.CompositeKey("delivery", "number")
 
 
+class WebhookDisable(BaseModel):
+    """Why and when the service itself disabled a webhook (a 410 Gone from its receiver);
+    removed when the webhook's status is changed again."""
+
+    webhook = pw.ForeignKeyField(
+        Webhook, primary_key=True, on_delete="CASCADE", column_name="webhook_id"
+    )
+    reason = pw.TextField()
+    timestamp = pw.BigIntegerField()
+
+    class Meta:
+        table_name = "webhook_disables"
+
+
 # Tables, and columns of existing tables, by the schema version that added them
-# (server/store/store.py migrates).
+# (server/store/store.py migrates). Tables are made with CREATE ... IF NOT EXISTS, so a table
+# listed again by a later version only gains the indexes its model added.
 TABLES_BY_VERSION: dict[int, list[type[BaseModel]]] = {
     1: [SchemaVersion, Webhook, Subscription],
     2: [Event, Delivery, Attempt],
     3: [],
     4: [],
+    5: [Event, WebhookDisable],  # events.creation_timestamp is indexed for retention
 }
 COLUMNS_BY_VERSION: dict[int, list[pw.Field]] = {
     3: [Event.payload],

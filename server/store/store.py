@@ -89,6 +89,12 @@ class DeliveryRecord:
     creation_timestamp: int
     is_test: bool
     attempts: list[AttemptRecord] = field(default_factory=list)
+    attempt_count: int = 0
+    last_attempt: AttemptRecord | None = None  # without its response body
+    # What was sent: the event's data (JSON text) and time, read by get_delivery only.
+    data: str | None = None
+    occurred_at: str | None = None
+    payload: str | None = None  # the body as sent, made by the core from the two above
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,25 @@ class Outcome:
     status: DeliveryStatus
     next_attempt_timestamp: int | None
     disable_webhook: str | None = None  # a webhook id to set DISABLED (after a 410)
+    disable_reason: str = ""  # why, as the console and getWebhookHealth show it
+
+
+@dataclass(frozen=True)
+class Health:
+    """How one webhook is doing (getWebhookHealth)."""
+
+    webhook_id: str
+    last_delivery: DeliveryRecord | None
+    deliveries: int  # created since the window's start
+    failures: int  # of those, FAILED or PENDING after a failed attempt
+    disabled_reason: str | None = None
+    disabled_timestamp: int | None = None
+
+
+@dataclass(frozen=True)
+class Pruned:
+    deliveries: int
+    events: int
 
 
 @dataclass(frozen=True)
@@ -339,8 +364,8 @@ class Store:
                     f"the database has schema version {row.version}, newer than this server's "
                     f"{SCHEMA_VERSION}: run a newer server"
                 )
-            # Each version only adds tables so far; a version that changes columns adds its
-            # playhouse.migrate operations here.
+            # Each version adds tables, indexes or columns; one that changes columns would add
+            # its playhouse.migrate operations here.
             for version in range(row.version + 1, SCHEMA_VERSION + 1):
                 self.db.create_tables(m.TABLES_BY_VERSION[version], safe=True)
                 self._add_columns(m.COLUMNS_BY_VERSION.get(version, []))
@@ -516,6 +541,9 @@ class Store:
                 self._subscribe(webhook_id, updated.events)
             if updated.status != WebhookStatus.ACTIVE:
                 _cancel_pending(webhook_id)
+            if updated.status != current.status:
+                # Whoever changes the status now owns it: the service's reason no longer holds.
+                m.WebhookDisable.delete().where(m.WebhookDisable.webhook == webhook_id).execute()
         return updated
 
     def delete_webhook(self, webhook_id: str) -> bool:
@@ -787,10 +815,21 @@ class Store:
                 self._sql(RESULT + _row(len(chunk)), [status, next_attempt, number, *chunk])
         for o in outcomes:
             if o.disable_webhook:
-                m.Webhook.update(
-                    status=WebhookStatus.DISABLED, last_updated_timestamp=now_ms()
-                ).where(m.Webhook.id == o.disable_webhook).execute()
+                disabled = (
+                    m.Webhook.update(status=WebhookStatus.DISABLED, last_updated_timestamp=now_ms())
+                    .where(m.Webhook.id == o.disable_webhook)
+                    .execute()
+                )
                 _cancel_pending(o.disable_webhook)
+                if disabled:  # not when the webhook was deleted meanwhile
+                    m.WebhookDisable.delete().where(
+                        m.WebhookDisable.webhook == o.disable_webhook
+                    ).execute()
+                    m.WebhookDisable.create(
+                        webhook=o.disable_webhook,
+                        reason=o.disable_reason,
+                        timestamp=o.attempt.timestamp,
+                    )
 
     def cancel(self, delivery_ids: list[str]) -> None:
         """Cancels deliveries whose webhook was deleted or disabled after they were claimed."""
@@ -843,19 +882,22 @@ class Store:
         attempts = (
             m.Attempt.select().where(m.Attempt.delivery == delivery_id).order_by(m.Attempt.number)
         )
-        return _delivery(
-            row,
-            [
-                AttemptRecord(
-                    a.number,
-                    a.timestamp,
-                    a.duration_ms,
-                    a.response_status,
-                    a.response_body,
-                    a.error,
-                )
-                for a in attempts
-            ],
+        records = [
+            AttemptRecord(
+                a.number,
+                a.timestamp,
+                a.duration_ms,
+                a.response_status,
+                a.response_body,
+                a.error,
+            )
+            for a in attempts
+        ]
+        last = records[-1] if records else None
+        return replace(
+            _delivery(row, records, last),
+            data=row.event.data,
+            occurred_at=row.event.occurred_at,
         )
 
     def list_deliveries(
@@ -865,16 +907,141 @@ class Store:
         webhook_id: str | None = None,
         event_id: str | None = None,
         status: int | None = None,
+        event: Event | None = None,
+        since: int | None = None,
+        until: int | None = None,
     ) -> Page:
-        query = m.Delivery.select(m.Delivery, m.Event).join(m.Event)
+        """Newest first, each with its latest attempt; every filter given must hold, and the
+        time range [since, until) applies to the creation time."""
+        query = _summaries()
         if webhook_id:
             query = query.where(m.Delivery.webhook_id == webhook_id)
         if event_id:
             query = query.where(m.Delivery.event == event_id)
         if status:
             query = query.where(m.Delivery.status == status)
+        if event is not None:
+            query = query.where((m.Event.entity == event[0]) & (m.Event.action == event[1]))
+        if since is not None:
+            query = query.where(m.Delivery.creation_timestamp >= since)
+        if until is not None:
+            query = query.where(m.Delivery.creation_timestamp < until)
         rows, token = _keyset_page(query, m.Delivery, limit, page_token)
-        return Page([_delivery(row, []) for row in rows], token)
+        return Page([_summary(row) for row in rows], token)
+
+    def failed_deliveries(
+        self, webhook_id: str, since: int, limit: int, page_token: str | None
+    ) -> Page:
+        """A webhook's FAILED deliveries created at or after `since`, oldest first, ready to
+        send again; the page token goes on after the last one."""
+        where = (
+            (m.Delivery.webhook_id == webhook_id)
+            & (m.Delivery.status == DeliveryStatus.FAILED)
+            & (m.Delivery.creation_timestamp >= since)
+        )
+        if page_token:
+            ts, last_id = decode_cursor(page_token)
+            where &= pw.Tuple(m.Delivery.creation_timestamp, m.Delivery.id) > pw.Tuple(ts, last_id)
+        rows = list(
+            m.Delivery.select(m.Delivery.id, m.Delivery.creation_timestamp)
+            .where(where)
+            .order_by(m.Delivery.creation_timestamp, m.Delivery.id)
+            .limit(limit + 1)
+        )
+        token = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            token = encode_cursor(rows[-1].creation_timestamp, rows[-1].id)
+        found = {o.delivery_id: o for o in self._outgoing(m.Delivery.id.in_([r.id for r in rows]))}
+        return Page([found[r.id] for r in rows if r.id in found], token)
+
+    def webhook_health(self, webhook_ids: list[str], since: int) -> list[Health]:
+        """The health of each known webhook of `webhook_ids`, in their order; deliveries and
+        failures count what was created at or after `since`."""
+        known = {
+            row.id: row
+            for row in m.Webhook.select(
+                m.Webhook.id, m.WebhookDisable.reason, m.WebhookDisable.timestamp
+            )
+            .join(m.WebhookDisable, pw.JOIN.LEFT_OUTER)
+            .where(m.Webhook.id.in_(webhook_ids))
+            .objects()
+        }
+        failing = (m.Delivery.status == DeliveryStatus.FAILED) | (
+            (m.Delivery.status == DeliveryStatus.PENDING) & (m.Delivery.attempt_count > 0)
+        )
+        counts = {
+            webhook_id: (total, failures)
+            for webhook_id, total, failures in m.Delivery.select(
+                m.Delivery.webhook_id,
+                pw.fn.COUNT(m.Delivery.id),
+                pw.fn.SUM(pw.Case(None, [(failing, 1)], 0)),
+            )
+            .where(
+                m.Delivery.webhook_id.in_(list(known)) & (m.Delivery.creation_timestamp >= since)
+            )
+            .group_by(m.Delivery.webhook_id)
+            .tuples()
+        }
+        result = []
+        for webhook_id in dict.fromkeys(webhook_ids):
+            row = known.get(webhook_id)
+            if row is None:
+                continue
+            # One indexed look-up per webhook: (webhook_id, creation_timestamp, id).
+            newest = (
+                _summaries()
+                .where(m.Delivery.webhook_id == webhook_id)
+                .order_by(m.Delivery.creation_timestamp.desc(), m.Delivery.id.desc())
+                .first()
+            )
+            total, failures = counts.get(webhook_id, (0, 0))
+            result.append(
+                Health(
+                    webhook_id=webhook_id,
+                    last_delivery=_summary(newest) if newest is not None else None,
+                    deliveries=total,
+                    failures=int(failures or 0),
+                    disabled_reason=row.reason,
+                    disabled_timestamp=row.timestamp,
+                )
+            )
+        return result
+
+    def prune(self, cutoff: int, batch: int) -> Pruned:
+        """Deletes up to `batch` finished deliveries created before `cutoff` whose last
+        attempt is older too, with their attempts, then up to `batch` events created before
+        `cutoff` that no delivery refers to. PENDING deliveries, new or retrying, stay."""
+        recent_attempt = m.Attempt.select(m.Attempt.delivery).where(
+            (m.Attempt.delivery == m.Delivery.id) & (m.Attempt.timestamp >= cutoff)
+        )
+        with self._write():
+            ids = [
+                row.id
+                for row in m.Delivery.select(m.Delivery.id)
+                .where(
+                    (m.Delivery.creation_timestamp < cutoff)
+                    & (m.Delivery.status != DeliveryStatus.PENDING)
+                    & ~pw.fn.EXISTS(recent_attempt)
+                )
+                .order_by(m.Delivery.creation_timestamp)
+                .limit(batch)
+            ]
+            if ids:
+                m.Attempt.delete().where(m.Attempt.delivery.in_(ids)).execute()
+                m.Delivery.delete().where(m.Delivery.id.in_(ids)).execute()
+        needed = m.Delivery.select(m.Delivery.id).where(m.Delivery.event == m.Event.id)
+        with self._write():
+            event_ids = [
+                row.id
+                for row in m.Event.select(m.Event.id)
+                .where((m.Event.creation_timestamp < cutoff) & ~pw.fn.EXISTS(needed))
+                .order_by(m.Event.creation_timestamp)
+                .limit(batch)
+            ]
+            if event_ids:
+                m.Event.delete().where(m.Event.id.in_(event_ids)).execute()
+        return Pruned(len(ids), len(event_ids))
 
     def backlog(self) -> tuple[int, int | None]:
         """How many deliveries are PENDING, and the creation time of the oldest."""
@@ -971,7 +1138,9 @@ def _keyset_page(
     return rows[:limit], encode_cursor(last.creation_timestamp, last.id)
 
 
-def _delivery(row: m.Delivery, attempts: list[AttemptRecord]) -> DeliveryRecord:
+def _delivery(
+    row: m.Delivery, attempts: list[AttemptRecord], last: AttemptRecord | None
+) -> DeliveryRecord:
     return DeliveryRecord(
         id=row.id,
         event_id=row.event_id,
@@ -982,4 +1151,50 @@ def _delivery(row: m.Delivery, attempts: list[AttemptRecord]) -> DeliveryRecord:
         creation_timestamp=row.creation_timestamp,
         is_test=row.is_test,
         attempts=attempts,
+        attempt_count=row.attempt_count,
+        last_attempt=last,
     )
+
+
+_Last = m.Attempt.alias("last_attempt")
+
+
+def _summaries() -> pw.ModelSelect:
+    """Deliveries with their event type and their latest attempt (the one numbered
+    attempt_count: one primary-key look-up each), without bodies or event data, so that a
+    page of a thousand stays small."""
+    return (
+        m.Delivery.select(
+            m.Delivery,
+            m.Event.entity,
+            m.Event.action,
+            _Last.number,
+            _Last.timestamp,
+            _Last.duration_ms,
+            _Last.response_status,
+            _Last.error,
+        )
+        .join(m.Event)
+        .switch(m.Delivery)
+        .join(
+            _Last,
+            pw.JOIN.LEFT_OUTER,
+            on=(_Last.delivery == m.Delivery.id) & (_Last.number == m.Delivery.attempt_count),
+            attr="last",
+        )
+    )
+
+
+def _summary(row: m.Delivery) -> DeliveryRecord:
+    attempt = getattr(row, "last", None)
+    last = None
+    if attempt is not None and attempt.number is not None:
+        last = AttemptRecord(
+            attempt.number,
+            attempt.timestamp,
+            attempt.duration_ms,
+            attempt.response_status,
+            "",
+            attempt.error,
+        )
+    return _delivery(row, [], last)
