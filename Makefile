@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 OUT ?= generated
 PROTOS := $(shell cd protos && find . -name '*.proto' | sed 's|^\./||' | sort)
 
-.PHONY: run test generate lint bench clean
+.PHONY: run test generate lint bench clean chromium
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -37,9 +37,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The web console's tests drive Debian's chromium through Playwright (never a browser of
+# Playwright's own download); installed here when missing, which needs root.
+chromium:
+	command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium)
+
 # The MLflow server tests run from a venv with the full MLflow package, cached outside the
 # clone (tests/mlflow_env.py); it is made here, before any test's timeout runs.
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m tests.mlflow_env
 	$(BIN)/python -m pytest -q

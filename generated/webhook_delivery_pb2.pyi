@@ -182,3 +182,22 @@ class GetWebhookHealth(_message.Message):
     WEBHOOK_IDS_FIELD_NUMBER: _ClassVar[int]
     webhook_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, webhook_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class EventType(_message.Message):
+    __slots__ = ("event", "name", "data_fields")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    event: _webhooks_pb2.WebhookEvent
+    name: str
+    data_fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, event: _Optional[_Union[_webhooks_pb2.WebhookEvent, _Mapping]] = ..., name: _Optional[str] = ..., data_fields: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListEventTypes(_message.Message):
+    __slots__ = ()
+    class Response(_message.Message):
+        __slots__ = ("event_types",)
+        EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
+        event_types: _containers.RepeatedCompositeFieldContainer[EventType]
+        def __init__(self, event_types: _Optional[_Iterable[_Union[EventType, _Mapping]]] = ...) -> None: ...
+    def __init__(self) -> None: ...

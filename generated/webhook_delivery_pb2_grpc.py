@@ -64,6 +64,11 @@ class WebhookDeliveryServiceStub:
                 request_serializer=webhook__delivery__pb2.GetWebhookHealth.SerializeToString,
                 response_deserializer=webhook__delivery__pb2.GetWebhookHealth.Response.FromString,
                 _registered_method=True)
+        self.listEventTypes = channel.unary_unary(
+                '/mlflow.WebhookDeliveryService/listEventTypes',
+                request_serializer=webhook__delivery__pb2.ListEventTypes.SerializeToString,
+                response_deserializer=webhook__delivery__pb2.ListEventTypes.Response.FromString,
+                _registered_method=True)
 
 
 class WebhookDeliveryServiceServicer:
@@ -112,6 +117,13 @@ class WebhookDeliveryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def listEventTypes(self, request, context):
+        """The events a webhook may subscribe to and a producer may publish, with their data fields.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WebhookDeliveryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -144,6 +156,11 @@ def add_WebhookDeliveryServiceServicer_to_server(servicer, server):
                     servicer.getWebhookHealth,
                     request_deserializer=webhook__delivery__pb2.GetWebhookHealth.FromString,
                     response_serializer=webhook__delivery__pb2.GetWebhookHealth.Response.SerializeToString,
+            ),
+            'listEventTypes': grpc.unary_unary_rpc_method_handler(
+                    servicer.listEventTypes,
+                    request_deserializer=webhook__delivery__pb2.ListEventTypes.FromString,
+                    response_serializer=webhook__delivery__pb2.ListEventTypes.Response.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -308,6 +325,33 @@ class WebhookDeliveryService:
             '/mlflow.WebhookDeliveryService/getWebhookHealth',
             webhook__delivery__pb2.GetWebhookHealth.SerializeToString,
             webhook__delivery__pb2.GetWebhookHealth.Response.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def listEventTypes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlflow.WebhookDeliveryService/listEventTypes',
+            webhook__delivery__pb2.ListEventTypes.SerializeToString,
+            webhook__delivery__pb2.ListEventTypes.Response.FromString,
             options,
             channel_credentials,
             insecure,

@@ -23,7 +23,7 @@ from generated import (
     webhooks_pb2,
     webhooks_pb2_grpc,
 )
-from server import auth, observe
+from server import auth, console, observe
 from server.config import Config
 from server.core import CONNECTIONS, WebhookCore
 from server.delivery.sender import Sender
@@ -162,6 +162,7 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
         auth.middleware(tokens) if tokens.enabled else None,
         lambda: database.serving,
     )
+    console.add_routes(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     http_sock = listen(config.http_address, reuse_port)

@@ -16,6 +16,10 @@ log = logging.getLogger(__name__)
 
 OPEN_GRPC_PREFIX = "/grpc.health.v1.Health/"
 OPEN_HTTP_PATHS = frozenset({"/health"})
+# HTTP routes whose name starts with this serve no data and need no token: the web console's
+# pages and assets (server/console). Decided by the route the router matched, not by the
+# path's text, so no spelling of a path can reach an API route through it.
+OPEN_ROUTE_PREFIX = "open:"
 REFUSAL = (
     "Missing or wrong bearer token: send 'Authorization: Bearer TOKEN' "
     "(gRPC: 'authorization' metadata)."
@@ -105,7 +109,12 @@ def middleware(tokens: Tokens) -> Callable[..., Awaitable[web.StreamResponse]]:
     async def require_token(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.path in OPEN_HTTP_PATHS or tokens.allows(request.headers.get("Authorization")):
+        route_name = request.match_info.route.name or ""
+        if (
+            request.path in OPEN_HTTP_PATHS
+            or route_name.startswith(OPEN_ROUTE_PREFIX)
+            or tokens.allows(request.headers.get("Authorization"))
+        ):
             return await handler(request)
         return web.json_response(
             {"error_code": "UNAUTHENTICATED", "message": REFUSAL},

@@ -300,6 +300,14 @@ class WebhookCore:
             until,
         )
 
+    def event_types(self) -> list[tuple[events.Event, str, list[str]]]:
+        """Each valid event, its name ("model_version.created") and its data fields."""
+        return [
+            (event, f"{events.entity_name(event[0])}.{events.action_name(event[1])}", names)
+            for event, spec in events.EVENTS.items()
+            for names in [[f.name for f in spec.fields]]
+        ]
+
     async def webhook_health(self, webhook_ids: Sequence[str]) -> list[Health]:
         if not webhook_ids:
             required("", "webhook_ids")

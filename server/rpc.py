@@ -227,6 +227,18 @@ class DeliveryServicer(dpb_grpc.WebhookDeliveryServiceServicer):
             response.next_page_token = next_token
         return response
 
+    async def listEventTypes(self, request: dpb.ListEventTypes, context: object) -> Any:
+        return dpb.ListEventTypes.Response(
+            event_types=[
+                dpb.EventType(
+                    event=pb.WebhookEvent(entity=entity, action=action),
+                    name=name,
+                    data_fields=fields,
+                )
+                for (entity, action), name, fields in self._core.event_types()
+            ]
+        )
+
     async def getWebhookHealth(self, request: dpb.GetWebhookHealth, context: object) -> Any:
         found = await self._core.webhook_health(list(request.webhook_ids))
         return dpb.GetWebhookHealth.Response(webhooks=[health_message(h) for h in found])

@@ -340,7 +340,17 @@ async def health_and_disable_reason(ctx: Ctx, _: Any) -> None:
     assert again.webhooks[0].failures_24h == 1
 
 
+def every_event_type(_: Ctx, response: Any) -> None:
+    names = [t.name for t in response.event_types]
+    assert len(names) == len(set(names)) == 15
+    by_name = {t.name: t for t in response.event_types}
+    assert by_name["model_version.created"].event == MV_CREATED
+    assert list(by_name["model_version_tag.set"].data_fields) == ["name", "version", "key", "value"]
+    assert "registered_model.deleted" not in by_name
+
+
 LOG_CASES = [
+    Case("event-types", "listEventTypes", lambda _: dpb.ListEventTypes(), check=every_event_type),
     Case(
         "list-deliveries-summaries-and-filters",
         "listDeliveries",
