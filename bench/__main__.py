@@ -20,7 +20,19 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from bench import bridge, delivery, listing, load, machine, procs, report, scale, startup, unary
+from bench import (
+    bridge,
+    console,
+    delivery,
+    listing,
+    load,
+    machine,
+    procs,
+    report,
+    scale,
+    startup,
+    unary,
+)
 from bench.common import Context, Settings, clean_environment
 from bench.procs import ROOT
 
@@ -38,6 +50,7 @@ SCENARIOS: dict[str, Callable[[Context], None]] = {
     "startup": startup.startup,
     "scale": scale.scale_out,
     "bridge": bridge.bridge,
+    "console": console.console_first_page,
 }
 DOCS = ROOT / "docs" / "benchmarks.md"
 # Scenarios a plain `--smoke` leaves out (`--smoke --only NAME` still runs them), and why.

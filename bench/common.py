@@ -49,6 +49,9 @@ class Settings:
     bridge_iterations: int = 300
     bridge_warmup: int = 20
     bridge_interval: float = 0.1
+    console_webhooks: int = 1_000
+    console_deliveries: int = 100_000
+    console_loads: int = 10
 
     @classmethod
     def smoke(cls) -> Settings:
@@ -72,6 +75,9 @@ class Settings:
             bridge_iterations=5,
             bridge_warmup=1,
             bridge_interval=0.0,
+            console_webhooks=100,
+            console_deliveries=1_000,
+            console_loads=2,
         )
 
 

@@ -241,6 +241,8 @@ async def listed_with_summaries_and_filters(ctx: Ctx, _: Any) -> None:
     listed = await ctx.ok("listDeliveries", dpb.ListDeliveries(webhook_id=hook))
     assert [d.delivery_id for d in listed.deliveries] == [second, first]  # newest first
     summary = listed.deliveries[0]
+    got = await ctx.ok("getDelivery", dpb.GetDelivery(delivery_id=second))
+    assert summary.event_id == got.delivery.event_id and summary.event_id
     assert summary.attempt_count == 1 and not summary.attempts and not summary.payload
     assert summary.last_attempt.number == 1
     assert summary.last_attempt.response_status == 400

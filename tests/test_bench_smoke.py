@@ -15,6 +15,7 @@ SECTIONS = (
     "5. Memory",
     "6. Start-up",
     "7. Scale-out",
+    "9. Console",
 )
 
 

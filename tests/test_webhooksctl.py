@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from clients.python import WebhooksClient
+from clients.python.webhooksctl import moment
 from tests.conftest import PERMISSIVE
 from tests.support import ROOT, Receiver, ServerProcess, make_certificates, run_server
 
@@ -287,7 +288,18 @@ async def test_publish_deliveries_delivery_redeliver(
     assert len(by_webhook["deliveries"]) == 2
     assert delivery_id in [d["delivery_id"] for d in by_webhook["deliveries"]]
     lines = ok(await run("deliveries", "--webhook-id", webhook_id)).splitlines()
-    assert lines[0].split() == ["DELIVERY_ID", "WEBHOOK_ID", "EVENT", "STATUS", "CREATED"]
+    assert lines[0].split() == [
+        "DELIVERY_ID",
+        "WEBHOOK_ID",
+        "EVENT",
+        "STATUS",
+        "ATTEMPTS",
+        "LAST_ATTEMPT",
+        "HTTP",
+        "ERROR",
+        "NEXT_ATTEMPT",
+        "CREATED",
+    ]
     assert len(lines) == 3
     assert all(line.split()[2] == "prompt_tag.set" for line in lines[1:])
 
@@ -338,6 +350,13 @@ async def test_publish_deliveries_delivery_redeliver(
         (["deliveries", "--status", "LOST"], "PENDING"),
         (["--timeout", "-1", "list"], "--timeout"),
         (["--cacert", "/nonexistent/ca.pem", "list"], "/nonexistent/ca.pem"),
+        (["deliveries", "--since", "yesterday"], "invalid time 'yesterday'"),
+        (["deliveries", "--event", "model.made"], "model.made"),
+        (["redeliver"], "give a delivery id, or --failed"),
+        (["redeliver", "--failed", "--webhook", "w"], "--since"),
+        (["redeliver", "--failed", "--since", "1h"], "--webhook"),
+        (["redeliver", "d", "--failed", "--webhook", "w", "--since", "1h"], "not both"),
+        (["redeliver", "d", "--since", "1h"], "go with --failed"),
     ],
 )
 def test_bad_arguments_exit_2(args: list[str], fragment: str) -> None:
@@ -364,6 +383,8 @@ def test_bad_arguments_exit_2(args: list[str], fragment: str) -> None:
         (["publish", "model_version.created", "--data", '{"name": 1}'], "INVALID_ARGUMENT"),
         (["delivery", "no-such-id"], "NOT_FOUND"),
         (["redeliver", "no-such-id"], "NOT_FOUND"),
+        (["redeliver", "--failed", "--webhook", "no-such-id", "--since", "1h"], "NOT_FOUND"),
+        (["deliveries", "--since", "10", "--until", "5"], "INVALID_ARGUMENT: since_timestamp"),
     ],
 )
 def test_server_errors_exit_1(server: ServerProcess, args: list[str], fragment: str | None) -> None:
@@ -476,3 +497,89 @@ def test_plaintext_against_tls_exits_1(secured: tuple[ServerProcess, Path]) -> N
     server, _ = secured
     stderr = failed(ctl(server.grpc_address, "--token", TOKEN, "--timeout", "5", "list"), 1)
     assert f"cannot reach the server at {server.grpc_address}" in stderr
+
+
+def test_moment_parses_times() -> None:
+    now = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+    assert moment("1767225600000") == 1_767_225_600_000
+    assert moment("2026-01-01T00:00:00Z") == 1_767_225_600_000
+    assert moment("2026-01-01") == 1_767_225_600_000  # UTC unless it says otherwise
+    assert moment("2026-01-01T01:00:00+01:00") == 1_767_225_600_000
+    assert moment("24h", now) == 1_767_225_600_000 - 86_400_000
+    assert moment("90m", now) == 1_767_225_600_000 - 5_400_000
+    assert moment("7D", now) == 1_767_225_600_000 - 7 * 86_400_000
+    assert moment(" 30s ", now) == 1_767_225_600_000 - 30_000
+
+
+async def test_deliveries_summary_redeliver_failed_and_events(
+    delivery_server: ServerProcess, receiver: Receiver
+) -> None:
+    """A receiver answering 400 fails a delivery at once: the table shows the attempt, the
+    answer and the error; redeliver --failed sends it again; events lists the valid names."""
+    address = delivery_server.grpc_address
+
+    def run(*args: str) -> Any:
+        return asyncio.to_thread(ctl, address, *args)
+
+    created = await run(
+        "--json",
+        "create",
+        "--name",
+        unique("failing"),
+        "--url",
+        f"{receiver.url}/status/400",
+        "--event",
+        "prompt_alias.deleted",
+    )
+    webhook_id = ok_json(created)["webhook"]["webhook_id"]
+    data = json.dumps({"name": "p", "alias": "prod"})
+    [delivery_id] = ok_json(await run("--json", "publish", "prompt_alias.deleted", "--data", data))[
+        "delivery_ids"
+    ]
+    with WebhooksClient(address) as client:
+        for _ in range(400):  # attempts are recorded a moment after they are made
+            if client.delivery(delivery_id).status == 3:  # FAILED
+                break
+            await asyncio.sleep(0.05)
+    lines = ok(
+        await run(
+            "deliveries",
+            "--webhook-id",
+            webhook_id,
+            "--status",
+            "failed",
+            "--event",
+            "prompt_alias.deleted",
+            "--since",
+            "1h",
+        )
+    ).splitlines()
+    assert len(lines) == 2
+    columns = lines[1].split()
+    assert columns[:5] == [delivery_id, webhook_id, "prompt_alias.deleted", "FAILED", "1"]
+    assert columns[6] == "400" and "receiver answered HTTP 400" in lines[1]
+    none_yet = ok_json(
+        await run("--json", "deliveries", "--webhook-id", webhook_id, "--until", "1")
+    )
+    assert none_yet == {"deliveries": []}
+
+    before = len(receiver.received)
+    again = ok_json(
+        await run("--json", "redeliver", "--failed", "--webhook", webhook_id, "--since", "1h")
+    )
+    assert again == {"redelivered": 1, "succeeded": 0, "delivery_ids": [delivery_id]}
+    await receiver.wait_for(before + 1)
+    assert ok_json(await run("--json", "delivery", delivery_id))["delivery"]["attempt_count"] == 2
+    table = pairs(ok(await run("redeliver", "--failed", "--webhook", webhook_id, "--since", "7d")))
+    assert (table["redelivered"], table["succeeded"], table["failed"]) == ("1", "0", "1")
+
+    events = ok(await run("events")).splitlines()
+    assert events[0].split() == ["EVENT", "DATA_FIELDS"]
+    assert "prompt_alias.deleted  name,alias" in events
+    assert len(events) == 16
+    listed = ok_json(await run("--json", "events"))["event_types"]
+    assert listed[0] == {
+        "event": {"entity": "REGISTERED_MODEL", "action": "CREATED"},
+        "name": "registered_model.created",
+        "data_fields": ["name", "tags", "description"],
+    }

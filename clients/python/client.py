@@ -270,9 +270,14 @@ class WebhooksClient:
         webhook_id: str | None = None,
         event_id: str | None = None,
         status: str | int | None = None,
+        event: EventLike | None = None,
+        since: int | None = None,
+        until: int | None = None,
         max_results: int | None = None,
         page_token: str | None = None,
     ) -> dpb.ListDeliveries.Response:
+        """One page, newest first, each delivery with its latest attempt. `since` and `until`
+        are Unix milliseconds: created in [since, until)."""
         request = dpb.ListDeliveries()
         if webhook_id:
             request.webhook_id = webhook_id
@@ -280,6 +285,12 @@ class WebhooksClient:
             request.event_id = event_id
         if status is not None:
             request.status = delivery_status(status)  # type: ignore[assignment]
+        if event is not None:
+            request.event.CopyFrom(parse_event(event))
+        if since is not None:
+            request.since_timestamp = since
+        if until is not None:
+            request.until_timestamp = until
         if max_results is not None:
             request.max_results = max_results
         if page_token:
@@ -292,15 +303,22 @@ class WebhooksClient:
         webhook_id: str | None = None,
         event_id: str | None = None,
         status: str | int | None = None,
+        event: EventLike | None = None,
+        since: int | None = None,
+        until: int | None = None,
         page_size: int | None = None,
     ) -> Iterator[dpb.Delivery]:
-        """Every delivery matching the filters, across pages (without their attempts)."""
+        """Every delivery matching the filters, across pages (each with its latest attempt,
+        not all of them)."""
         token: str | None = None
         while True:
             page = self.deliveries_page(
                 webhook_id=webhook_id,
                 event_id=event_id,
                 status=status,
+                event=event,
+                since=since,
+                until=until,
                 max_results=page_size,
                 page_token=token,
             )
@@ -318,3 +336,46 @@ class WebhooksClient:
         """Sends the delivery again now, under the same delivery id."""
         request = dpb.Redeliver(delivery_id=delivery_id)
         return self._call(self._deliveries.redeliver, request).delivery
+
+    def redeliver_failed_page(
+        self,
+        webhook_id: str,
+        since: int,
+        *,
+        max_deliveries: int | None = None,
+        page_token: str | None = None,
+    ) -> dpb.RedeliverFailed.Response:
+        """Sends up to `max_deliveries` (default 100) of the webhook's FAILED deliveries created
+        at or after `since` (Unix ms) again, oldest first; next_page_token goes on."""
+        request = dpb.RedeliverFailed(webhook_id=webhook_id, since_timestamp=since)
+        if max_deliveries is not None:
+            request.max_deliveries = max_deliveries
+        if page_token:
+            request.page_token = page_token
+        return self._call(self._deliveries.redeliverFailed, request)
+
+    def redeliver_failed(
+        self, webhook_id: str, since: int, *, max_deliveries: int | None = None
+    ) -> Iterator[dpb.RedeliverFailed.Response]:
+        """Every FAILED delivery of the webhook since `since`, batch after batch; yields each
+        batch's answer."""
+        token: str | None = None
+        while True:
+            batch = self.redeliver_failed_page(
+                webhook_id, since, max_deliveries=max_deliveries, page_token=token
+            )
+            yield batch
+            if not batch.next_page_token:
+                return
+            token = batch.next_page_token
+
+    def health(self, webhook_ids: Iterable[str]) -> list[dpb.WebhookHealth]:
+        """Each known webhook's newest delivery, deliveries and failures in the last 24 hours,
+        and why the service disabled it, if it did (1 to 100 ids)."""
+        request = dpb.GetWebhookHealth(webhook_ids=list(webhook_ids))
+        return list(self._call(self._deliveries.getWebhookHealth, request).webhooks)
+
+    def event_types(self) -> list[dpb.EventType]:
+        """The valid events (`model_version.created`, …) and their data fields."""
+        request = dpb.ListEventTypes()
+        return list(self._call(self._deliveries.listEventTypes, request).event_types)

@@ -86,18 +86,36 @@ def _delivery_status(d: dpb.Delivery) -> str:
     return dpb.DeliveryStatus.Name(d.status)
 
 
+ERROR_SHOWN = 60  # characters of an attempt's error in a table; `delivery ID` shows it all
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= ERROR_SHOWN else text[: ERROR_SHOWN - 1] + "…"
+
+
 def _delivery_table(deliveries: Sequence[dpb.Delivery]) -> str:
-    rows = [
-        [
-            d.delivery_id,
-            d.webhook_id,
-            event_name(d.event),
-            _delivery_status(d),
-            _time(d.creation_timestamp),
-        ]
-        for d in deliveries
-    ]
-    return _table(["DELIVERY_ID", "WEBHOOK_ID", "EVENT", "STATUS", "CREATED"], rows)
+    """One line per delivery with its latest attempt, so that one retrying against a 500
+    reads as such, not as one never tried."""
+    rows = []
+    for d in deliveries:
+        last = d.last_attempt if d.HasField("last_attempt") else None
+        rows.append(
+            [
+                d.delivery_id,
+                d.webhook_id,
+                event_name(d.event),
+                _delivery_status(d),
+                str(d.attempt_count),
+                _time(last.timestamp) if last else "-",
+                str(last.response_status) if last and last.HasField("response_status") else "-",
+                _short(last.error) if last and last.error else "-",
+                _time(d.next_attempt_timestamp) if d.HasField("next_attempt_timestamp") else "-",
+                _time(d.creation_timestamp),
+            ]
+        )
+    headers = ["DELIVERY_ID", "WEBHOOK_ID", "EVENT", "STATUS", "ATTEMPTS", "LAST_ATTEMPT"]
+    headers += ["HTTP", "ERROR", "NEXT_ATTEMPT", "CREATED"]
+    return _table(headers, rows)
 
 
 def _delivery_detail(d: dpb.Delivery) -> str:
@@ -221,6 +239,9 @@ def cmd_deliveries(client: WebhooksClient, args: argparse.Namespace) -> Result:
             webhook_id=args.webhook_id,
             event_id=args.event_id,
             status=args.status,
+            event=args.event,
+            since=args.since,
+            until=args.until,
             page_size=args.page_size,
         )
     )
@@ -233,8 +254,36 @@ def cmd_delivery(client: WebhooksClient, args: argparse.Namespace) -> Result:
 
 
 def cmd_redeliver(client: WebhooksClient, args: argparse.Namespace) -> Result:
+    if args.failed:
+        return _redeliver_failed(client, args)
     d = client.redeliver(args.delivery_id)
     return _delivery_detail(d), {"delivery": to_json(d)}
+
+
+def _redeliver_failed(client: WebhooksClient, args: argparse.Namespace) -> Result:
+    """Every FAILED delivery of the webhook since the time, batch after batch (each batch is
+    bounded on the server), with the totals."""
+    sent = succeeded = 0
+    ids: list[str] = []
+    for batch in client.redeliver_failed(args.webhook, args.since):
+        sent += batch.redelivered
+        succeeded += batch.succeeded
+        ids += batch.delivery_ids
+    text = _pairs(
+        [
+            ("redelivered", str(sent)),
+            ("succeeded", str(succeeded)),
+            ("failed", str(sent - succeeded)),
+            ("delivery_ids", ",".join(ids) or "(no failed delivery since then)"),
+        ]
+    )
+    return text, {"redelivered": sent, "succeeded": succeeded, "delivery_ids": ids}
+
+
+def cmd_events(client: WebhooksClient, args: argparse.Namespace) -> Result:
+    types = client.event_types()
+    rows = [[t.name, ",".join(t.data_fields)] for t in types]
+    return _table(["EVENT", "DATA_FIELDS"], rows), {"event_types": [to_json(t) for t in types]}
 
 
 def _import_json(o: mlflow_import.Outcome) -> dict[str, Any]:
@@ -349,6 +398,30 @@ def _json_object(value: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise argparse.ArgumentTypeError("--data must be a JSON object")
     return data
+
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def moment(value: str, now: float | None = None) -> int:
+    """A time as Unix milliseconds: an ISO-8601 date or time (UTC unless it says otherwise),
+    a span back from now (`90m`, `24h`, `7d`), or Unix milliseconds as they are."""
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return int(text)
+    if text[:-1].isascii() and text[:-1].isdigit() and text[-1:].lower() in UNITS:
+        current = datetime.now(UTC).timestamp() if now is None else now
+        return int((current - int(text[:-1]) * UNITS[text[-1:].lower()]) * 1000)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid time {value!r}: give an ISO-8601 time (2026-01-31T12:00:00Z), a span "
+            "back from now (90m, 24h, 7d) or Unix milliseconds"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)
 
 
 def _seconds(value: str) -> float:
@@ -481,11 +554,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--status", type=_checked(delivery_status), help="PENDING, SUCCEEDED, FAILED, CANCELLED"
     )
+    p.add_argument("--event", type=_event_arg, help="entity.action, e.g. model_version.created")
+    p.add_argument("--since", type=moment, help="created at or after: ISO-8601, 24h, 7d or ms")
+    p.add_argument("--until", type=moment, help="created before: ISO-8601, 24h, 7d or ms")
     p.add_argument("--page-size", type=_page_size, help="deliveries fetched per call")
     command("delivery", cmd_delivery, "show a delivery and its attempts").add_argument(
         "delivery_id"
     )
-    command("redeliver", cmd_redeliver, "send a delivery again now").add_argument("delivery_id")
+    p = command(
+        "redeliver",
+        cmd_redeliver,
+        "send a delivery again now, or with --failed every failed delivery of a webhook since "
+        "a time",
+    )
+    p.add_argument("delivery_id", nargs="?")
+    p.add_argument(
+        "--failed", action="store_true", help="every FAILED delivery of --webhook since --since"
+    )
+    p.add_argument("--webhook", metavar="WEBHOOK_ID", help="with --failed")
+    p.add_argument("--since", type=moment, help="with --failed: ISO-8601, 24h, 7d or ms")
+    command("events", cmd_events, "list the events webhooks may subscribe to")
     p = command(
         "import-mlflow",
         cmd_import_mlflow,
@@ -515,8 +603,25 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _check_redeliver(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """redeliver takes a delivery id, or --failed with --webhook and --since: not both."""
+    if args.command != "redeliver":
+        return
+    if args.failed:
+        if args.delivery_id:
+            p.error("redeliver: give a delivery id or --failed, not both")
+        if not args.webhook or args.since is None:
+            p.error("redeliver --failed needs --webhook WEBHOOK_ID and --since TIME")
+    elif not args.delivery_id:
+        p.error("redeliver: give a delivery id, or --failed --webhook ID --since TIME")
+    elif args.webhook or args.since is not None:
+        p.error("redeliver: --webhook and --since go with --failed")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    cli = parser()
+    args = cli.parse_args(argv)
+    _check_redeliver(cli, args)
     if hasattr(args, "events"):
         args.events = _flatten(args.events)
     root_certificates = None

@@ -983,23 +983,32 @@ class Store:
             .group_by(m.Delivery.webhook_id)
             .tuples()
         }
+        # Each webhook's newest delivery in one query: the (webhook_id, creation_timestamp,
+        # id) index answers the MAX per webhook, and the rows at those times are read once.
+        newest_times = (
+            m.Delivery.select(m.Delivery.webhook_id, pw.fn.MAX(m.Delivery.creation_timestamp))
+            .where(m.Delivery.webhook_id.in_(list(known)))
+            .group_by(m.Delivery.webhook_id)
+        )
+        newest: dict[str, m.Delivery] = {}
+        if known:
+            for row in _summaries().where(
+                pw.Tuple(m.Delivery.webhook_id, m.Delivery.creation_timestamp).in_(newest_times)
+            ):
+                seen = newest.get(row.webhook_id)
+                if seen is None or row.id > seen.id:  # ties at one millisecond: as listed
+                    newest[row.webhook_id] = row
         result = []
         for webhook_id in dict.fromkeys(webhook_ids):
             row = known.get(webhook_id)
             if row is None:
                 continue
-            # One indexed look-up per webhook: (webhook_id, creation_timestamp, id).
-            newest = (
-                _summaries()
-                .where(m.Delivery.webhook_id == webhook_id)
-                .order_by(m.Delivery.creation_timestamp.desc(), m.Delivery.id.desc())
-                .first()
-            )
             total, failures = counts.get(webhook_id, (0, 0))
+            last = newest.get(webhook_id)
             result.append(
                 Health(
                     webhook_id=webhook_id,
-                    last_delivery=_summary(newest) if newest is not None else None,
+                    last_delivery=_summary(last) if last is not None else None,
                     deliveries=total,
                     failures=int(failures or 0),
                     disabled_reason=row.reason,
@@ -1166,6 +1175,7 @@ def _summaries() -> pw.ModelSelect:
     return (
         m.Delivery.select(
             m.Delivery,
+            m.Event.id,  # without it the joined event would blank the row's event_id
             m.Event.entity,
             m.Event.action,
             _Last.number,
