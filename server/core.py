@@ -330,7 +330,9 @@ class WebhookCore:
         found = await self.read(self._store.get_delivery, required(delivery_id, "delivery_id"))
         if found is None:
             raise NotFound(f"Delivery with ID {delivery_id} not found.")
-        # The body is rebuilt exactly as body_of() builds it for every attempt.
+        if found.payload is not None:
+            return found
+        # An event stored before bodies were kept: built as body_of() builds it to send it.
         sent = payload(found.event, json.loads(found.data or "{}"), found.occurred_at or "")
         return replace(found, payload=sent.decode())
 

@@ -94,7 +94,9 @@ class DeliveryRecord:
     # What was sent: the event's data (JSON text) and time, read by get_delivery only.
     data: str | None = None
     occurred_at: str | None = None
-    payload: str | None = None  # the body as sent, made by the core from the two above
+    # The body as sent: stored at publish; the core makes it from the two above for events
+    # stored before bodies were kept.
+    payload: str | None = None
 
 
 @dataclass(frozen=True)
@@ -898,6 +900,7 @@ class Store:
             _delivery(row, records, last),
             data=row.event.data,
             occurred_at=row.event.occurred_at,
+            payload=row.event.payload,
         )
 
     def list_deliveries(
