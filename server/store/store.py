@@ -955,7 +955,9 @@ class Store:
         if len(rows) > limit:
             rows = rows[:limit]
             token = encode_cursor(rows[-1].creation_timestamp, rows[-1].id)
-        found = {o.delivery_id: o for o in self._outgoing(m.Delivery.id.in_([r.id for r in rows]))}
+        if not rows:
+            return Page([], None)
+        found = {o.delivery_id: o for o in self._outgoing([r.id for r in rows])}
         return Page([found[r.id] for r in rows if r.id in found], token)
 
     def webhook_health(self, webhook_ids: list[str], since: int) -> list[Health]:
