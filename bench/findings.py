@@ -4,80 +4,115 @@ dated: rerun the profiles when the server changes."""
 
 from __future__ import annotations
 
-PROFILED = "2026-11-28"
+PROFILED = "2026-11-30"
 
 # Why a figure misses its target, by the start of its row's "section name".
 MISSED: dict[str, str] = {
+    "0. Pipeline events/s delivered": (
+        "the server spends 0.7-0.95 ms of CPU per event, publishing and delivering it (1.36-1.45 "
+        "ms before issue 12's changes), so at the figure's rate it takes about one core while "
+        "the load process and the receiver share the other. Where the GIL's time went "
+        "(py-spy --gil over a run at 895 events/s): handing store calls to the database "
+        "thread pool and back (ThreadPoolExecutor.submit, future chaining, the loop's "
+        "self-pipe wake-ups) 19%; the event loop itself (selectors, task steps) 17%; the "
+        "delivery POST through aiohttp's client 18%, about what the bare loop's client spends "
+        "per POST; the publishEvent servicer and core (Struct to dict, validation, the body "
+        "made once, the group commit) 11%; aiohttp serving the POST 10%; the JSON body into a "
+        "PublishEvent message (json_format.ParseDict of the Struct) 9%; the SQL in the pool "
+        "thread 7% (35% before the group commit and the written-out statements); the worker's "
+        "rounds on the loop 5%; the call and attempt log lines and metrics 3.5%. Besides, one "
+        "webhook gets at most 8 attempts in flight per worker (docs/delivery.md: so that one "
+        "slow receiver cannot take every slot), each slot held until the round that records "
+        "its result, where the ceiling keeps 64 POSTs in flight. Half the bare loop needs "
+        "about 0.2 ms of server CPU per event; aiohttp alone takes 0.05-0.07 ms to serve a "
+        "request (section 2's ceiling) and 0.08-0.13 ms to make one (section 3's), before any "
+        "JSON, protobuf, SQL or logging, so this design in Python stays well short of it."
+    ),
+    "0. Pipeline REST publish p99": (
+        "16 publishers each calling again as soon as they are answered make the mean latency "
+        "16 / the publish rate (Little's law): 18-23 ms at 700-900 events/s before any "
+        "spread, so a p99 of 20 ms needs the throughput above, well over 1,000 events/s. The "
+        "time is queueing on the one event loop, busy with the work listed for the figure "
+        "above; the group commit itself waits at most 2 ms for company, and only when "
+        "publishes come together."
+    ),
     "1. gRPC getWebhook": (
-        "the server spends 0.86-1.0 ms of CPU per call against 0.27 ms for the no-op, and it "
-        "saturates one core (the GIL) while the load process takes the other. Measured by "
-        "switching each part off in a scratch copy (server CPU per call, then calls/s and "
-        "share of the no-op): as is 0.91-0.96 ms, ~1,220/s, 31%; without the per-call INFO "
-        "log line 0.77-0.79 ms, 35%; with the read run on the event loop instead of the "
-        "8-thread database pool 0.57-0.58 ms, 46%; both 0.51 ms, ~2,200/s, 55-57%. The hop "
-        "to the pool and back (a concurrent Future, a self-pipe wake-up, GIL hand-offs) "
-        "costs ~0.35 ms, more than the read itself (0.10 ms since its SQL is made once; "
-        "0.31 ms before); the pool's size (1, 2, 4 or 8 threads) does not change it. The "
-        "interceptor wrapper costs ~0.025 ms (measured on the no-op). So 50% needs point "
-        "reads on the loop thread for SQLite (WAL readers do not wait for writers; not for "
-        "PostgreSQL, whose reads wait on the network) and a cheaper or sampled call log: "
-        "both are design choices of their owners (README: every store call runs in the "
-        "pool), not made here."
+        "the server spends 0.41-0.43 ms of CPU per call (0.91 before issue 12's changes) "
+        "against 0.27-0.29 ms for the no-op servicer. Two thirds of the GIL's time is in "
+        "grpc.aio's own Cython machinery, the part the no-op pays too; our code is ~15%: the "
+        "interceptor, the read (now on the event loop, one written-out statement), the "
+        "message, the log line and metrics."
     ),
     "2. REST GET one webhook": (
-        "the shim spends 0.66-0.79 ms of CPU per request against 0.05-0.07 ms for a bare aiohttp "
-        "handler answering a constant: it maps the query into a protobuf message "
-        "(json_format.ParseDict), calls the servicer, maps the answer back "
-        "(json_format.MessageToDict + json.dumps: ~20% of the server's GIL time), and pays "
-        "the same database-pool hop and per-call log line as gRPC. A bare handler is ten "
-        "times cheaper than that, so 50% would need a shim that skips the protobuf JSON "
-        "mapping on its hot GETs."
+        "the shim spends 0.20-0.25 ms of CPU per request (0.72 before issue 12's changes) "
+        "against 0.05-0.07 ms for a bare aiohttp handler answering a constant. Left after "
+        "the fixes below: aiohttp's request handling and our middlewares (errors, "
+        "observe), the read on the event loop, the response converted and written "
+        "(31 us, 95 before), the log line and metrics. The bare handler does none of it, so "
+        "30% means about 0.2 ms per request, which this machine's noise puts on either side."
     ),
     "3. Delivery (a)": (
-        "the server spends about 0.66 ms of CPU per delivery (its share of publishing "
-        "included) against 0.08 ms per POST for the bare loop's client. Per delivery it "
-        "inserts the row (in the publish transaction), claims it (a write transaction, a "
-        "join read and a Fernet decrypt of the secret), rebuilds the JSON body "
-        "(json.loads + dumps), signs it, sends it with aiohttp (~23% of the server's GIL "
-        "time: about all the bare loop spends), logs and counts it (an INFO line and "
-        "Prometheus metrics per attempt: ~8%), and records the result in a batch. Left after "
-        "the fixes below: peewee composing the claim, publish and record statements (~12%, "
-        "the event's Model.create alone ~6%), the per-row decrypt (~3%), the body rebuild "
-        "(~4%). 50% of a bare "
-        "aiohttp loop means ~0.15 ms per delivery, which per-delivery rows in SQLite through "
-        "peewee cannot reach."
+        "the server spends about 0.41 ms of CPU per delivery (0.61 before issue 12's "
+        "changes) against 0.08-0.13 ms per POST for the bare loop's client: per delivery it "
+        "has its row inserted (in the publish's group commit), claimed and its result "
+        "written (one transaction per worker round for every result that came in), the "
+        "stored body signed and sent with aiohttp (about what the bare loop spends), the "
+        "attempt logged and counted; the publishes over gRPC share the same core."
     ),
 }
 
 FIXED: list[str] = [
-    "List pages cost O(page number): the keyset condition `ts < ? OR (ts = ? AND id < ?)` "
-    "made SQLite scan the (creation_timestamp, id) index from the newest row (8-17 ms for "
-    "page 500 of 100,000 in SQLite alone). Now a row-value comparison, a range search "
+    "(2026-11-30) Every publish was its own write transaction, queued behind the worker's "
+    "claims and result writes, and the worker wrote results on a 20 ms timer while a slot "
+    "stayed taken until its result was written: with ONE webhook its 8 slots each waited up "
+    "to 20 ms, capping it at ~250-350 events/s. Now concurrent publishes share one "
+    "transaction (server/group_commit.py) and the worker writes all results that came in "
+    "and claims for the slots they free in one transaction per round, as soon as there are "
+    "results: the pipeline figure went from 243 to 672 events/s and REST publish p99 from "
+    "65 to 27 ms (one run each, same machine, same hour).",
+    "(2026-11-30) peewee composing the publish, claim, lease, outgoing and result "
+    "statements took 17% of the GIL's time in the pipeline, several times running them; they "
+    "are written out now (Store._sql). Server CPU per pipeline event: 1.36-1.45 to "
+    "0.85-1.03 ms. The delivery body is built once at publish and stored (no json.loads + "
+    "dumps per attempt), and each secret token is decrypted once.",
+    "(2026-11-30) The per-call and per-attempt lines went through the logging module (a "
+    "LogRecord, the caller's frame, a lock and a flushed write each): 26-39 us per text line. "
+    "Now formatted in observe.AccessLog and written once per event-loop iteration: 10-18 us "
+    "when an iteration writes one line, 6-7 us at eight; --access-log off drops them.",
+    "(2026-11-30) Point reads of SQLite run on the event loop (the hop to the pool cost more "
+    "than the read) and getWebhook's read is one written-out statement read as tuples "
+    "(peewee's row objects were a third of a REST GET): server CPU per REST GET 0.72 to "
+    "~0.33 ms, per gRPC getWebhook 0.91 to ~0.41 ms.",
+    "(2026-11-30) The shim's responses went through json_format's reflection and then "
+    "json.dumps(indent=2), which leaves the C encoder for one in Python: now converters "
+    "compiled once per response type from the descriptors and a writer of the same "
+    "indented text (GetWebhook.Response 95 to 31 us), and a GET by id makes its request "
+    "message directly: REST GET 0.33 to 0.20-0.25 ms of server CPU.",
+    "(2026-11-28) List pages cost O(page number): the keyset condition `ts < ? OR (ts = ? AND "
+    "id < ?)` made SQLite scan the (creation_timestamp, id) index from the newest row (8-17 ms "
+    "for page 500 of 100,000 in SQLite alone). Now a row-value comparison, a range search "
     "(0.1 ms): page 500 went from 2.05x page 1 to 1.01x.",
-    "A publish that committed while the worker's claim ran was not seen until the next "
-    "publish or the 0.5 s poll (the wake-up was cleared after the claim): p99 "
+    "(2026-11-28) A publish that committed while the worker's claim ran was not seen until "
+    "the next publish or the 0.5 s poll (the wake-up was cleared after the claim): p99 "
     "publish-to-first-attempt at 200 events/s went from 58-142 ms to 23-45 ms.",
-    "The threads of one process waited for SQLite's write lock in its busy handler (sleeps "
-    "of up to 100 ms) instead of a lock of their own, and each batch of results wrote one "
-    "UPDATE per delivery instead of one per distinct result. With these two and a third "
-    "change, freeing a delivery slot when its attempt ends instead of at the next 20 ms "
-    "batch write, sustained deliveries went from about 1,100-1,200 to 1,300-1,500 per "
-    "second and server CPU per delivery from 0.69 to 0.60 ms (medians of 3 runs, same code "
-    "otherwise). The third was taken back: with --workers N the process receiving the "
-    "publishes then claimed nearly every delivery before the other workers' polls saw any "
-    "(tests/test_scale_out.py failed about one run in five), so the table shows the first "
-    "two only.",
-    "Store.get_webhook composed its two SELECTs with peewee on every call; now made once: "
-    "0.31 to 0.10 ms per read, getWebhook from 1.2-1.35 to about 1.0 ms of server CPU.",
+    "(2026-11-28) The threads of one process waited for SQLite's write lock in its busy "
+    "handler (sleeps of up to 100 ms) instead of a lock of their own, and each batch of "
+    "results wrote one UPDATE per delivery instead of one per distinct result: sustained "
+    "deliveries went from about 1,100-1,200 to 1,300-1,500 per second.",
 ]
 
 NOTES: list[str] = [
+    "uvloop (0.23.0) was measured and not adopted: server CPU per call, alternating runs, "
+    "without and with it: REST GET 0.245 and 0.251 ms against 0.274 and 0.259 ms; gRPC "
+    "getWebhook 0.429 and 0.434 ms against 0.383 and 0.426 ms. Not faster for aiohttp here, "
+    "so not both.",
+    "No in-process webhook cache: deliveries no longer read the webhook apart from their "
+    "claim's join, secrets are decrypted once per token, and getWebhook's read costs less "
+    "than keeping a cache right across --workers N and replicas would.",
     "Start-up (~1 s) is mostly imports (~0.36 s warm, more cold): peewee's playhouse pulls in "
     "psycopg and registers its types even on SQLite (~75 ms), aiohttp's connector builds an "
     "SSL context at import.",
-    "listWebhooks (no target) costs 4-9 ms of server CPU per page of 100 (it varied from run "
-    "to run), 2 ms of it in the store whatever the table's size: peewee builds 100 row "
-    "objects and reads their events with an IN query (sorted in a temporary B-tree), and "
-    "every row's secret is decrypted though a list never returns it; then 100 messages are "
-    "built.",
+    "listWebhooks (no target) cost ~3 ms of server CPU per page of 100 in a noisy run (4-9 "
+    "ms before its secrets were decrypted once per token): peewee builds 100 row objects and "
+    "reads their events with an IN query, then 100 messages are built.",
 ]

@@ -40,16 +40,19 @@ class GroupCommit(Generic[T, R]):
         self._arrived.set()
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._run())
-        # A caller that goes away (a cancelled call) does not cancel the batch: its item may
-        # still be committed, as any write whose answer was lost.
-        return await asyncio.shield(future)
+        # A caller that goes away (a cancelled call) cancels its future: its item is left
+        # out if its write has not begun, and may still be committed if it has, as any write
+        # whose answer was lost.
+        return await future
 
     async def _run(self) -> None:
         while self._queue:
             if self._last_size > 1 and len(self._queue) < self._max_items:
                 await self._gather_more()
-            batch = self._queue[: self._max_items]
+            batch = [entry for entry in self._queue[: self._max_items] if not entry[1].done()]
             del self._queue[: self._max_items]
+            if not batch:
+                continue
             self._last_size = len(batch)
             try:
                 results = await self._write([item for item, _ in batch])

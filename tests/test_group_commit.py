@@ -83,6 +83,21 @@ async def test_one_items_failure_is_its_own_and_a_failed_write_fails_only_its_ba
     assert await later == 1040
 
 
+async def test_a_caller_that_went_away_before_its_write_is_left_out() -> None:
+    recorder = Recorder()
+    commit: GroupCommit[int, int] = GroupCommit(recorder.write, max_wait=0)
+    first = asyncio.create_task(commit.submit(0))
+    await recorder.started.wait()
+    gone = asyncio.create_task(commit.submit(2))
+    kept = asyncio.create_task(commit.submit(4))
+    await asyncio.sleep(0)
+    gone.cancel()
+    recorder.release.set()
+    assert await first == 0 and await kept == 40
+    assert gone.cancelled()
+    assert recorder.batches == [[0], [4]]
+
+
 async def test_under_concurrency_the_writer_waits_a_bounded_moment_for_more() -> None:
     recorder = Recorder()
     recorder.release.set()
