@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bench.common import Context, http_json, start_server
-from bench.machine import percentile
+from bench.machine import load_average, median, percentile
 from bench.procs import Child
 from bench.report import Row
 
@@ -178,6 +179,7 @@ def bridge(ctx: Context) -> None:
     calls: dict[tuple[str, str, int], list[float]] = {}
     e2e: dict[tuple[str, int], list[float]] = {}
     started = time.perf_counter()
+    load_before = load_average()
     try:
         # The same webhook on both sides: subscribed to what the load does, signed.
         hook = {"url": "", "events": EVENTS, "secret": "bench-secret"}
@@ -213,6 +215,7 @@ def bridge(ctx: Context) -> None:
                     durations = [r["ms"] for r in records if r["via"] == via and r["op"] == op]
                     for q in (50, 99):
                         calls.setdefault((via, op, q), []).append(percentile(durations, q))
+        load_after = load_average()
     finally:
         # MLflow's graceful stop takes 15-20 s; nothing of theirs is measured after this.
         for server in servers.values():
@@ -264,4 +267,15 @@ def bridge(ctx: Context) -> None:
         "p50 and p99 of the run, against the same call on the plain server. (b) is the time "
         "from the start of the call to the webhook's arrival at the receiver; every event "
         "is checked to arrive exactly once on each side.",
+    )
+    added = {
+        op: median(calls[("bridge", op, 50)]) - median(calls[("native", op, 50)]) for op in OPS
+    }
+    ctx.note(
+        BRIDGE,
+        f"At p50 the bridge added {added['create']:+.1f} ms to create model version and "
+        f"{added['alias']:+.1f} ms to set alias. Load average (1, 5, 15 min) before the "
+        f"section: {load_before}; after it: {load_after}, on {os.cpu_count()} cores: above the "
+        "core count, other processes shared the CPU with the servers during the run, and the "
+        "p99 figures are mostly their noise.",
     )
