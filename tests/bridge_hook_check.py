@@ -3,15 +3,14 @@
 Fires budget_policy.exceeded through MLflow's own AI-gateway code
 (mlflow.gateway.budget.fire_budget_exceeded_webhooks builds the payload from a budget window;
 an exceeded budget cannot be reached for real here: it needs a paid LLM provider's costs), with
-the bridge's hook installed in the mode given as argv[1]. MLflow's own HTTP delivery is
-replaced by a recorder before the hook is installed, so "tee" and "replace" show whether it
-ran. Prints {"sink": [[entity, action, data], ...], "native": [[entity, action], ...]}.
+the bridge's hook installed in each mode in turn. MLflow's own HTTP delivery is replaced by a
+recorder before the hook is installed, so "tee" and "replace" show whether it ran. Prints
+{mode: {"sink": [[entity, action, data], ...], "native": [[entity, action], ...]}}.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,9 +38,6 @@ delivery.deliver_webhook = recorded_delivery
 
 from mlflow_webhooks_bridge import hook  # noqa: E402 (after MLflow's delivery is replaced)
 
-sink: list[list[Any]] = []
-hook.install(lambda entity, action, data: sink.append([entity, action, data]), sys.argv[1] == "tee")
-
 policy = GatewayBudgetPolicy(
     budget_policy_id="bp-123",
     budget_unit=BudgetUnit.USD,
@@ -53,6 +49,14 @@ policy = GatewayBudgetPolicy(
     last_updated_at=0,
 )
 start = datetime(2026, 11, 30, tzinfo=UTC)
-window = BudgetWindow(policy, start, start.replace(day=30, hour=23), cumulative_spend=123.5)
-budget.fire_budget_exceeded_webhooks([window], None, None)
-print(json.dumps({"sink": sink, "native": native}))
+window = BudgetWindow(policy, start, start.replace(hour=23), cumulative_spend=123.5)
+results = {}
+for mode in ("replace", "tee"):
+    sink: list[list[Any]] = []
+    native.clear()
+    hook.install(
+        lambda entity, action, data, sink=sink: sink.append([entity, action, data]), mode == "tee"
+    )
+    budget.fire_budget_exceeded_webhooks([window], None, None)
+    results[mode] = {"sink": sink, "native": list(native)}
+print(json.dumps(results))

@@ -27,12 +27,14 @@ def record(n: int, entity: str = "model_version_tag", action: str = "set") -> sp
 
 
 def drain(reader: spool.SpoolReader) -> list[spool.Entry]:
+    """Takes everything, as the publisher does: refresh, head, done."""
     taken = []
-    reader.refresh()
-    while (entry := reader.head()) is not None:
+    while True:
+        reader.refresh()
+        if (entry := reader.head()) is None:
+            return taken
         taken.append(entry)
         reader.done(entry)
-    return taken
 
 
 def test_records_come_back_in_order_and_once(tmp_path: Path) -> None:
@@ -76,6 +78,26 @@ def test_half_written_line_is_never_read(tmp_path: Path) -> None:
         f.write(record(1).to_line()[:20])
     assert [e.record for e in drain(spool.SpoolReader(tmp_path))] == [record(0)]
     assert spool.status(tmp_path)["spooled"] == 0
+
+
+def test_a_dead_writers_half_line_does_not_keep_its_file(tmp_path: Path) -> None:
+    writer = spool.SpoolWriter(tmp_path)
+    writer.append(record(0))
+    with writer.path.open("ab") as f:
+        f.write(record(1).to_line()[:20])
+    writer.close()
+    reader = spool.SpoolReader(tmp_path)
+    assert [e.record for e in drain(reader)] == [record(0)]
+    reader.remove_finished()
+    assert list(tmp_path.glob("*.spool")) == []
+
+
+def test_a_record_longer_than_a_read_chunk(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(spool, "_READ_CHUNK", 16)
+    writer = spool.SpoolWriter(tmp_path)
+    writer.append(record(0))
+    writer.append(record(1))
+    assert [e.record for e in drain(spool.SpoolReader(tmp_path))] == [record(0), record(1)]
 
 
 def test_unreadable_line_is_an_entry_without_record(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ def _checked() -> config.Settings:
     try:
         settings = config.load()
         hook.firing_modules()
+        hook.check_server_app()
         settings.spool_dir.mkdir(parents=True, exist_ok=True)
         if not os.access(settings.spool_dir, os.W_OK | os.X_OK):
             raise config.ConfigError(f"the spool directory {settings.spool_dir} is not writable")

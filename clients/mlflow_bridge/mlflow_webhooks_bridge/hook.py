@@ -10,6 +10,7 @@ the moment MLflow fires it, in the thread that answers the request.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -63,6 +64,12 @@ def firing_modules() -> list[ModuleType]:
         elif name in REQUIRED:
             raise _fail(f"{name}.deliver_webhook")
     return modules
+
+
+def check_server_app() -> None:
+    """The bridge serves MLflow's own FastAPI app (uvicorn's), with its routes in front."""
+    if importlib.util.find_spec("mlflow.server.fastapi_app") is None:
+        raise _fail("mlflow.server.fastapi_app")
 
 
 def install(sink: Sink, tee: bool) -> None:

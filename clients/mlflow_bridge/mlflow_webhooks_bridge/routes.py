@@ -53,7 +53,7 @@ def forwarder(settings: Settings, api: str) -> Endpoint:
         rest = request.path_params.get("rest", "")
         if rest and not all(_SEGMENT.fullmatch(s) for s in rest.split("/")):
             return _error(404, "ENDPOINT_NOT_FOUND", "No webhooks endpoint at this path.")
-        body = b""
+        body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY:
@@ -72,7 +72,7 @@ def forwarder(settings: Settings, api: str) -> Endpoint:
             headers["Authorization"] = f"Bearer {settings.token}"
         try:
             status, content_type, answer = await asyncio.to_thread(
-                _send, url, request.method, body or None, headers
+                _send, url, request.method, bytes(body) or None, headers
             )
         except (OSError, urllib.error.URLError) as e:
             reason = getattr(e, "reason", e)

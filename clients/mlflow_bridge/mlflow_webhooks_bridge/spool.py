@@ -247,10 +247,18 @@ class SpoolReader:
             self._read_more(state)
 
     def _read_more(self, state: _File) -> None:
+        """Parses the next complete lines of a file whose parsed lines are all done: one chunk
+        at a time (a long outage leaves many files), longer for a line longer than that."""
+        if state.pending:
+            return
         try:
+            if state.path.stat().st_size <= state.read:
+                return
             with state.path.open("rb") as f:
                 f.seek(state.read)
                 data = f.read(_READ_CHUNK)
+                while data and b"\n" not in data and (more := f.read(_READ_CHUNK)):
+                    data += more
         except FileNotFoundError:
             return
         complete = data[: data.rfind(b"\n") + 1]
@@ -276,16 +284,15 @@ class SpoolReader:
         _replace_file(_ack_path(entry.path), f"{entry.end}\n".encode())
 
     def remove_finished(self) -> None:
-        """Removes the files of dead or rotated-out writers once all of them is published."""
+        """Removes the files of dead or rotated-out writers once all of them is done."""
         for path, state in list(self._files.items()):
             if state.pending or owner_alive(path):
                 continue
-            try:
-                size = path.stat().st_size
-            except FileNotFoundError:
-                size = state.acked
-            if size > state.acked:
-                continue  # unread lines, or a half line its dead writer left (never complete)
+            # Its writer is gone, so what is complete now is all there will ever be.
+            self._read_more(state)
+            if state.pending:
+                continue
+            # Past `read` there is at most the half line of a writer that died mid-write.
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             with contextlib.suppress(FileNotFoundError):
