@@ -5,13 +5,14 @@ JSON shim can call them directly."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf import json_format
+from google.protobuf import struct_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
@@ -154,16 +155,30 @@ def health_message(health: Health) -> dpb.WebhookHealth:
     return message
 
 
-def plain_json(value: Any) -> Any:
-    """A Struct value as plain JSON. Struct keeps every number as a double, so integral
-    values go back to ints: a producer's 1704067200000 is delivered as written."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: plain_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain_json(v) for v in value]
-    return value
+def plain_json(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """A Struct as plain JSON, read directly (json_format.MessageToDict took three times as
+    long). Struct keeps every number as a double, so integral values go back to ints: a
+    producer's 1704067200000 is delivered as written. NaN and infinities are a ValueError,
+    as in json_format: JSON cannot carry them."""
+    return {key: _plain_value(value) for key, value in struct.fields.items()}
+
+
+def _plain_value(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "number_value":
+        number = value.number_value
+        if not math.isfinite(number):
+            raise ValueError(f"{number} is not a JSON number")
+        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return plain_json(value.struct_value)
+    if kind == "list_value":
+        return [_plain_value(item) for item in value.list_value.values]
+    return None  # null_value, or no kind at all
 
 
 class DeliveryServicer(dpb_grpc.WebhookDeliveryServiceServicer):
@@ -175,7 +190,7 @@ class DeliveryServicer(dpb_grpc.WebhookDeliveryServiceServicer):
         data = None
         if request.HasField("data"):
             try:
-                data = plain_json(json_format.MessageToDict(request.data))
+                data = plain_json(request.data)
             except ValueError:
                 # A Struct may hold NaN or an infinity; JSON, and so a receiver, cannot.
                 raise InvalidArgument(

@@ -535,3 +535,36 @@ async def test_a_slow_webhook_holds_at_most_its_share_of_slots(tmp_path: Path) -
     finally:
         await receiver.stop()
         assert server.stop() == 0
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"name": "churn", "n": 1704067200000, "f": 0.25, "big": 2.0**60, "neg": -3},
+        {"nested": {"list": [1, "a", None, True, {"deep": [[]]}], "empty": {}}, "null": None},
+        {"unicode": "é\u2028", "flag": False},
+    ],
+)
+def test_published_data_is_read_as_json_format_reads_it(data: dict) -> None:
+    from server.rpc import plain_json
+
+    struct = struct_pb2.Struct()
+    struct.update(data)
+    expected = json_format.MessageToDict(struct)
+
+    def integral(value):  # what publishing always did with json_format's doubles
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            return int(value)
+        if isinstance(value, dict):
+            return {k: integral(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [integral(v) for v in value]
+        return value
+
+    got = plain_json(struct)
+    assert json.dumps(got) == json.dumps(integral(expected))
+    for bad in (float("nan"), float("inf")):
+        struct["x"] = bad
+        with pytest.raises(ValueError):
+            plain_json(struct)
