@@ -17,7 +17,15 @@ from typing import TypeVar
 from server import events, observe, validation
 from server.config import Config
 from server.delivery.sender import Attempt, Sender, iso_now, payload
-from server.delivery.worker import Worker, attempt_record, body_of, decide, observed
+from server.delivery.worker import (
+    OUTCOME_NAMES,
+    Worker,
+    after_redelivery,
+    attempt_record,
+    body_of,
+    decide,
+    observed,
+)
 from server.errors import AlreadyExists, InvalidArgument, NotFound, Unavailable
 from server.group_commit import GroupCommit
 from server.store import (
@@ -343,7 +351,8 @@ class WebhookCore:
         return replace(found, payload=sent.decode())
 
     async def redeliver(self, delivery_id: str) -> DeliveryRecord:
-        """One more attempt, now, with the same delivery id; its result is final."""
+        """One more attempt, now, with the same delivery id, outside the retry schedule (see
+        after_redelivery)."""
         item = await self.read(self._store.outgoing, required(delivery_id, "delivery_id"))
         if item is None:
             raise NotFound(f"Delivery with ID {delivery_id} not found.")
@@ -352,7 +361,27 @@ class WebhookCore:
                 f"Webhook with ID {item.webhook_id} not found: a deleted webhook's deliveries "
                 "cannot be sent again."
             )
-        await self.db(self._store.record, [await self._send_again(item)])
+        attempt = await self._sender.send(item.url, item.secret, item.delivery_id, body_of(item))
+        written = await self.db(
+            self._store.record_redelivery,
+            item.delivery_id,
+            attempt_record(0, attempt),  # numbered as it is logged
+            after_redelivery(attempt),
+            item.webhook_id if attempt.status == 410 else None,
+        )
+        if written is None:
+            raise NotFound(f"Delivery with ID {delivery_id} not found.")
+        number, status = written
+        observe.record_attempt(
+            OUTCOME_NAMES.get(status, "failed"),
+            item.delivery_id,
+            item.webhook_id,
+            item.url,
+            number,
+            attempt.status,
+            attempt.duration_ms,
+            attempt.error,
+        )
         return await self.get_delivery(delivery_id)
 
     async def redeliver_failed(

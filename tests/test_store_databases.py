@@ -209,6 +209,38 @@ def test_record_batch_and_backlog(store: Store) -> None:
     assert store.backlog() == (0, None)
 
 
+def test_attempts_written_at_once_each_get_their_own_number(store: Store) -> None:
+    """Redelivers in eight threads and the worker's own result, all at once: nine attempts,
+    numbered 1 to 9, and the worker's result does not undo a redeliver's success."""
+    store.create_webhook(webhook())
+    _, [delivery_id] = store.publish(event())
+    [item] = store.claim("me", now_ms(), 60_000, 10, set())
+    ok = AttemptRecord(0, now_ms(), 5, 200, "ok", None)
+    failed = AttemptRecord(1, now_ms(), 5, 503, "busy", "receiver answered HTTP 503")
+    start = threading.Barrier(9)
+
+    def redeliver() -> None:
+        start.wait()
+        store.run(store.record_redelivery, delivery_id, ok, lambda _: DeliveryStatus.SUCCEEDED)
+
+    def worker() -> None:
+        start.wait()
+        retry = Outcome(item.delivery_id, failed, DeliveryStatus.PENDING, now_ms() + 60_000)
+        store.run(store.record, [retry])
+
+    threads = [threading.Thread(target=redeliver) for _ in range(8)]
+    threads.append(threading.Thread(target=worker))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    logged = store.get_delivery(delivery_id)
+    assert [a.number for a in logged.attempts] == list(range(1, 10))
+    assert sorted(a.response_status for a in logged.attempts) == [200] * 8 + [503]
+    assert logged.status == DeliveryStatus.SUCCEEDED
+    assert logged.next_attempt_timestamp is None
+
+
 def test_delete_cancels_pending(store: Store) -> None:
     hook = store.create_webhook(webhook())
     _, ids = store.publish(event())

@@ -66,6 +66,19 @@ def decide(item: Outgoing, attempt: Attempt, schedule: tuple[float, ...], now: i
     return Outcome(item.delivery_id, record, DeliveryStatus.PENDING, now + int(delay * 1000))
 
 
+def after_redelivery(attempt: Attempt) -> Callable[[DeliveryStatus], DeliveryStatus | None]:
+    """The redeliver policy: the status an extra, manual attempt leaves a delivery in, given
+    its status when the result is written. A success ends it SUCCEEDED; a failure leaves a
+    PENDING delivery on its retry schedule (None: unchanged) and any other FAILED."""
+
+    def status(current: DeliveryStatus) -> DeliveryStatus | None:
+        if attempt.succeeded:
+            return DeliveryStatus.SUCCEEDED
+        return None if current == DeliveryStatus.PENDING else DeliveryStatus.FAILED
+
+    return status
+
+
 OUTCOME_NAMES = {
     DeliveryStatus.SUCCEEDED: "succeeded",
     DeliveryStatus.PENDING: "retrying",

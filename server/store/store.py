@@ -199,10 +199,20 @@ INSERT_ATTEMPTS = (
     'INSERT INTO "delivery_attempts" ("delivery_id", "number", "timestamp", "duration_ms", '
     '"response_status", "response_body", "error") VALUES {rows} ON CONFLICT DO NOTHING'
 )
+# A delivery a redeliver made SUCCEEDED stays so, whatever its in-flight scheduled attempt
+# comes to.
 RESULT = (
-    'UPDATE "deliveries" SET "status" = ?, "next_attempt_timestamp" = ?, "attempt_count" = ?, '
-    '"lease_owner" = NULL, "lease_until" = NULL WHERE "id" IN '
+    'UPDATE "deliveries" SET '
+    '"status" = CASE WHEN "status" = ? THEN "status" ELSE ? END, '
+    '"next_attempt_timestamp" = CASE WHEN "status" = ? THEN NULL ELSE CAST(? AS BIGINT) END, '
+    '"attempt_count" = ?, "lease_owner" = NULL, "lease_until" = NULL WHERE "id" IN '
 )
+LAST_ATTEMPTS = (
+    'SELECT "delivery_id", MAX("number") FROM "delivery_attempts" WHERE "delivery_id" IN {ids} '
+    'GROUP BY "delivery_id"'
+)
+DELIVERY_STATUS = 'SELECT "status" FROM "deliveries" WHERE "id" = ?'
+SET_STATUS = 'UPDATE "deliveries" SET "status" = ?, "next_attempt_timestamp" = ? WHERE "id" = ?'
 
 
 EVENT_COLUMNS = (
@@ -789,32 +799,26 @@ class Store:
                 self._write_results(outcomes)
 
     def _write_results(self, outcomes: list[Outcome]) -> None:
+        """`attempt.number` of each outcome is its place in the retry schedule, kept as the
+        delivery's attempt_count; in the log, attempts are numbered as they are written."""
         if not outcomes:
             return
-        for chunk in pw.chunked(outcomes, 200):
-            values = [
-                value
-                for o in chunk
-                for value in (
-                    o.delivery_id,
-                    o.attempt.number,
-                    o.attempt.timestamp,
-                    o.attempt.duration_ms,
-                    o.attempt.response_status,
-                    o.attempt.response_body[:RESPONSE_BODY_LOGGED],
-                    o.attempt.error,
-                )
-            ]
-            self._sql(INSERT_ATTEMPTS.format(rows=_rows(len(chunk), 7)), values)
+        # The results first: on PostgreSQL this locks the rows, so a redeliver of one of
+        # them in another transaction waits, and the numbers read next are the latest.
         # One UPDATE per distinct result (all first-attempt successes share one), not
         # one per delivery.
         same: dict[tuple[int, int | None, int], list[str]] = {}
         for o in outcomes:
             key = (o.status, o.next_attempt_timestamp, o.attempt.number)
             same.setdefault(key, []).append(o.delivery_id)
+        succeeded = DeliveryStatus.SUCCEEDED
         for (status, next_attempt, number), ids in same.items():
             for chunk in pw.chunked(ids, 500):
-                self._sql(RESULT + _row(len(chunk)), [status, next_attempt, number, *chunk])
+                self._sql(
+                    RESULT + _row(len(chunk)),
+                    [succeeded, status, succeeded, next_attempt, number, *chunk],
+                )
+        self._log_attempts([(o.delivery_id, o.attempt) for o in outcomes])
         for o in outcomes:
             if o.disable_webhook:
                 disabled = (
@@ -832,6 +836,62 @@ class Store:
                         reason=o.disable_reason,
                         timestamp=o.attempt.timestamp,
                     )
+
+    def _log_attempts(self, attempts: list[tuple[str, AttemptRecord]]) -> list[int]:
+        """Appends each attempt to its delivery's log, numbered after the last one logged:
+        every attempt made is logged, whoever made it and however they raced (the caller
+        holds the write lock, and on PostgreSQL the deliveries' rows)."""
+        last: Counter[str] = Counter()
+        for chunk in pw.chunked(list({d for d, _ in attempts}), 500):
+            rows = self._sql(LAST_ATTEMPTS.format(ids=_row(len(chunk))), chunk).fetchall()
+            last.update({delivery_id: number for delivery_id, number in rows})
+        values: list[object] = []
+        numbers = []
+        for delivery_id, attempt in attempts:
+            last[delivery_id] += 1
+            numbers.append(last[delivery_id])
+            values += [
+                delivery_id,
+                last[delivery_id],
+                attempt.timestamp,
+                attempt.duration_ms,
+                attempt.response_status,
+                attempt.response_body[:RESPONSE_BODY_LOGGED],
+                attempt.error,
+            ]
+        for chunk in pw.chunked(values, 7 * 200):
+            self._sql(INSERT_ATTEMPTS.format(rows=_rows(len(chunk) // 7, 7)), chunk)
+        return numbers
+
+    def record_redelivery(
+        self,
+        delivery_id: str,
+        attempt: AttemptRecord,
+        after: Callable[[DeliveryStatus], DeliveryStatus | None],
+        disable_webhook: str | None = None,
+    ) -> tuple[int, DeliveryStatus] | None:
+        """Logs a redeliver's attempt, an extra one outside the retry schedule, and sets the
+        status `after(current status)` answers (None: unchanged, schedule and lease kept).
+        Answers the attempt's number in the log and the status, or None if the delivery is
+        gone."""
+        with self._write():
+            lock = "" if self.is_sqlite else " FOR UPDATE"
+            found = self._sql(DELIVERY_STATUS + lock, [delivery_id]).fetchall()
+            if not found:
+                return None
+            [number] = self._log_attempts([(delivery_id, attempt)])
+            changed = after(DeliveryStatus(found[0][0]))
+            if changed is not None:
+                # Ended: no next attempt. A worker holding the lease still writes its own
+                # attempt's result, which leaves SUCCEEDED as it is (see RESULT).
+                self._sql(SET_STATUS, [changed, None, delivery_id])
+            if disable_webhook:
+                m.Webhook.update(
+                    status=WebhookStatus.DISABLED, last_updated_timestamp=now_ms()
+                ).where(m.Webhook.id == disable_webhook).execute()
+                _cancel_pending(disable_webhook)
+            [(status,)] = self._sql(DELIVERY_STATUS, [delivery_id]).fetchall()
+        return number, DeliveryStatus(status)
 
     def cancel(self, delivery_ids: list[str]) -> None:
         """Cancels deliveries whose webhook was deleted or disabled after they were claimed."""
