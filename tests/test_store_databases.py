@@ -221,12 +221,14 @@ def test_attempts_written_at_once_each_get_their_own_number(store: Store) -> Non
 
     def redeliver() -> None:
         start.wait()
-        store.run(store.record_redelivery, delivery_id, ok, lambda _: DeliveryStatus.SUCCEEDED)
+        store.run(
+            None, store.record_redelivery, delivery_id, ok, lambda _: DeliveryStatus.SUCCEEDED
+        )
 
     def worker() -> None:
         start.wait()
         retry = Outcome(item.delivery_id, failed, DeliveryStatus.PENDING, now_ms() + 60_000)
-        store.run(store.record, [retry])
+        store.run(None, store.record, [retry])
 
     threads = [threading.Thread(target=redeliver) for _ in range(8)]
     threads.append(threading.Thread(target=worker))
@@ -282,6 +284,25 @@ def test_version_2_gains_the_payload_column_and_its_events_still_have_a_body(
     assert item is not None and item.payload is None
     assert body_of(item) == payload(EVENT, {"n": 1, "m": "x"}, "2026-01-01T00:00:00+00:00")
     again.close()
+
+
+def test_version_5_gains_the_redeliver_count_as_zero(database: Database, store: Store) -> None:
+    from server.store import models as m
+
+    store.create_webhook(webhook())
+    _, [delivery_id] = store.publish(event())
+    store.db.execute_sql("ALTER TABLE deliveries DROP COLUMN manual_attempts")
+    m.SchemaVersion.update(version=5).execute()
+    store.close()
+    again = Store(database.url, database.secret_key)
+    again.open()
+    try:
+        [claimed] = again.claim("me", now_ms(), 60_000, 10, set())
+        assert (claimed.delivery_id, claimed.manual_attempts) == (delivery_id, 0)
+        _, more = again.publish(event())  # rows made after the upgrade start at 0 too
+        assert again.outgoing(more[0]).manual_attempts == 0  # type: ignore[union-attr]
+    finally:
+        again.close()
 
 
 def test_version_3_gains_the_key_hash_and_keys_used_before_still_hold(

@@ -52,7 +52,8 @@ def decide(item: Outgoing, attempt: Attempt, schedule: tuple[float, ...], now: i
     if attempt.succeeded:
         return Outcome(item.delivery_id, record, DeliveryStatus.SUCCEEDED, None)
     disable = item.webhook_id if attempt.status == 410 else None
-    retries_done = number - 1
+    # Redelivers are extra attempts: the schedule counts only its own.
+    retries_done = item.attempt_count - item.manual_attempts
     if not attempt.retryable or retries_done >= len(schedule):
         reason = (
             f"The receiver answered 410 Gone to delivery {item.delivery_id} (attempt {number})."

@@ -93,7 +93,10 @@ class Delivery(BaseModel):
     # Not a foreign key: the log outlives a deleted webhook.
     webhook_id = pw.CharField(max_length=36)
     status = pw.IntegerField()
-    attempt_count = pw.IntegerField(default=0)
+    attempt_count = pw.IntegerField(default=0)  # attempts logged, redelivers included
+    # Of those, the redelivers (schema version 6): extra attempts, outside the retry
+    # schedule, so the schedule's place is attempt_count - manual_attempts.
+    manual_attempts = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
     next_attempt_timestamp = pw.BigIntegerField(null=True)
     # The outbox lease: which process holds the row, and until when.
     lease_owner = pw.CharField(max_length=64, null=True)
@@ -148,8 +151,10 @@ TABLES_BY_VERSION: dict[int, list[type[BaseModel]]] = {
     3: [],
     4: [],
     5: [Event, WebhookDisable],  # events.creation_timestamp is indexed for retention
+    6: [],
 }
 COLUMNS_BY_VERSION: dict[int, list[pw.Field]] = {
     3: [Event.payload],
     4: [Event.idempotency_hash],
+    6: [Delivery.manual_attempts],
 }

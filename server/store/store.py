@@ -124,6 +124,7 @@ class Outgoing:
     url: str | None  # None when the webhook is gone
     secret: str | None = field(repr=False, default=None)
     webhook_active: bool = False
+    manual_attempts: int = 0  # of attempt_count, the redelivers
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ DUE = (
 LEASE = 'UPDATE "deliveries" SET "lease_owner" = ?, "lease_until" = ? WHERE "id" IN '
 OUTGOING = (
     'SELECT d."id", d."webhook_id", d."attempt_count", e."entity", e."action", e."data", '
-    'e."occurred_at", e."payload", w."url", w."secret_token", w."status" '
+    'e."occurred_at", e."payload", w."url", w."secret_token", w."status", d."manual_attempts" '
     'FROM "deliveries" AS d '
     'JOIN "events" AS e ON e."id" = d."event_id" '
     'LEFT OUTER JOIN "webhooks" AS w ON w."id" = d."webhook_id" '
@@ -205,13 +206,18 @@ RESULT = (
     'UPDATE "deliveries" SET '
     '"status" = CASE WHEN "status" = ? THEN "status" ELSE ? END, '
     '"next_attempt_timestamp" = CASE WHEN "status" = ? THEN NULL ELSE CAST(? AS BIGINT) END, '
-    '"attempt_count" = ?, "lease_owner" = NULL, "lease_until" = NULL WHERE "id" IN '
+    '"attempt_count" = "attempt_count" + 1, "lease_owner" = NULL, "lease_until" = NULL '
+    'WHERE "id" IN '
 )
 LAST_ATTEMPTS = (
     'SELECT "delivery_id", MAX("number") FROM "delivery_attempts" WHERE "delivery_id" IN {ids} '
     'GROUP BY "delivery_id"'
 )
 DELIVERY_STATUS = 'SELECT "status" FROM "deliveries" WHERE "id" = ?'
+MANUAL_ATTEMPT = (
+    'UPDATE "deliveries" SET "attempt_count" = "attempt_count" + 1, '
+    '"manual_attempts" = "manual_attempts" + 1 WHERE "id" = ?'
+)
 SET_STATUS = 'UPDATE "deliveries" SET "status" = ?, "next_attempt_timestamp" = ? WHERE "id" = ?'
 
 
@@ -776,6 +782,7 @@ class Store:
                 # Tuples: a deleted webhook's columns are NULL, its status too.
                 secret=self._secret(secret_token),
                 webhook_active=status == WebhookStatus.ACTIVE,
+                manual_attempts=manual_attempts,
             )
             for (
                 delivery_id,
@@ -789,6 +796,7 @@ class Store:
                 url,
                 secret_token,
                 status,
+                manual_attempts,
             ) in rows
         ]
 
@@ -799,43 +807,27 @@ class Store:
                 self._write_results(outcomes)
 
     def _write_results(self, outcomes: list[Outcome]) -> None:
-        """`attempt.number` of each outcome is its place in the retry schedule, kept as the
-        delivery's attempt_count; in the log, attempts are numbered as they are written."""
+        """Each outcome's attempt is logged under the next number of its delivery (whatever
+        `attempt.number` says: a redeliver may have been logged since it was claimed)."""
         if not outcomes:
             return
         # The results first: on PostgreSQL this locks the rows, so a redeliver of one of
         # them in another transaction waits, and the numbers read next are the latest.
         # One UPDATE per distinct result (all first-attempt successes share one), not
         # one per delivery.
-        same: dict[tuple[int, int | None, int], list[str]] = {}
+        same: dict[tuple[int, int | None], list[str]] = {}
         for o in outcomes:
-            key = (o.status, o.next_attempt_timestamp, o.attempt.number)
-            same.setdefault(key, []).append(o.delivery_id)
+            same.setdefault((o.status, o.next_attempt_timestamp), []).append(o.delivery_id)
         succeeded = DeliveryStatus.SUCCEEDED
-        for (status, next_attempt, number), ids in same.items():
+        for (status, next_attempt), ids in same.items():
             for chunk in pw.chunked(ids, 500):
                 self._sql(
-                    RESULT + _row(len(chunk)),
-                    [succeeded, status, succeeded, next_attempt, number, *chunk],
+                    RESULT + _row(len(chunk)), [succeeded, status, succeeded, next_attempt, *chunk]
                 )
         self._log_attempts([(o.delivery_id, o.attempt) for o in outcomes])
         for o in outcomes:
             if o.disable_webhook:
-                disabled = (
-                    m.Webhook.update(status=WebhookStatus.DISABLED, last_updated_timestamp=now_ms())
-                    .where(m.Webhook.id == o.disable_webhook)
-                    .execute()
-                )
-                _cancel_pending(o.disable_webhook)
-                if disabled:  # not when the webhook was deleted meanwhile
-                    m.WebhookDisable.delete().where(
-                        m.WebhookDisable.webhook == o.disable_webhook
-                    ).execute()
-                    m.WebhookDisable.create(
-                        webhook=o.disable_webhook,
-                        reason=o.disable_reason,
-                        timestamp=o.attempt.timestamp,
-                    )
+                _disable(o.disable_webhook, o.disable_reason, o.attempt.timestamp)
 
     def _log_attempts(self, attempts: list[tuple[str, AttemptRecord]]) -> list[int]:
         """Appends each attempt to its delivery's log, numbered after the last one logged:
@@ -879,6 +871,7 @@ class Store:
             found = self._sql(DELIVERY_STATUS + lock, [delivery_id]).fetchall()
             if not found:
                 return None
+            self._sql(MANUAL_ATTEMPT, [delivery_id])
             [number] = self._log_attempts([(delivery_id, attempt)])
             changed = after(DeliveryStatus(found[0][0]))
             if changed is not None:
@@ -886,10 +879,8 @@ class Store:
                 # attempt's result, which leaves SUCCEEDED as it is (see RESULT).
                 self._sql(SET_STATUS, [changed, None, delivery_id])
             if disable_webhook:
-                m.Webhook.update(
-                    status=WebhookStatus.DISABLED, last_updated_timestamp=now_ms()
-                ).where(m.Webhook.id == disable_webhook).execute()
-                _cancel_pending(disable_webhook)
+                reason = f"The receiver answered 410 Gone to a redelivery of {delivery_id}."
+                _disable(disable_webhook, reason, attempt.timestamp)
             [(status,)] = self._sql(DELIVERY_STATUS, [delivery_id]).fetchall()
         return number, DeliveryStatus(status)
 
@@ -926,7 +917,7 @@ class Store:
                 event=event.id,
                 webhook_id=webhook_id,
                 status=outcome.status,
-                attempt_count=1,
+                attempt_count=0,  # the one below counts
                 is_test=True,
                 creation_timestamp=event.creation_timestamp,
             )
@@ -1180,6 +1171,20 @@ def _event_values(event: EventRecord) -> tuple[object, ...]:
 
 def _insert_event(event: EventRecord) -> None:
     m.Event.insert(dict(zip(EVENT_COLUMNS, _event_values(event), strict=True))).execute()
+
+
+def _disable(webhook_id: str, reason: str, timestamp: int) -> None:
+    """Sets the webhook DISABLED after its receiver answered 410 Gone, cancels its pending
+    deliveries, and keeps why for getWebhookHealth."""
+    disabled = (
+        m.Webhook.update(status=WebhookStatus.DISABLED, last_updated_timestamp=now_ms())
+        .where(m.Webhook.id == webhook_id)
+        .execute()
+    )
+    _cancel_pending(webhook_id)
+    if disabled:  # not when the webhook was deleted meanwhile
+        m.WebhookDisable.delete().where(m.WebhookDisable.webhook == webhook_id).execute()
+        m.WebhookDisable.create(webhook=webhook_id, reason=reason, timestamp=timestamp)
 
 
 def _cancel_pending(webhook_id: str) -> None:
