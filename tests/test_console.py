@@ -8,6 +8,7 @@ every time)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -339,6 +340,21 @@ async def test_disable_and_delete_from_the_webhook_page(tab: Page, world: dict[s
     await tab.page.wait_for_url(tab.origin + "/ui/")
     await tab.loaded("webhooks")
     assert await tab.page.locator(f'tr[data-webhook-id="{webhook_id}"]').count() == 0
+
+
+async def test_send_test_from_the_webhook_page(
+    tab: Page, world: dict[str, Any], console_receiver: Receiver
+) -> None:
+    healthy = world["ids"]["healthy"]
+    await tab.open(f"/ui/webhooks/{healthy}", "webhook")
+    await tab.page.click("#test")
+    before = len(console_receiver.received)
+    await tab.page.click("#send-test")
+    result = tab.page.locator("#test-result .flash")
+    await expect(result).to_contain_text("Delivered")
+    assert "200" in await result.inner_text()
+    arrived = await console_receiver.wait_for(before + 1)
+    assert json.loads(arrived[before].body)["entity"] == "model_version"
 
 
 async def test_redeliver_all_failed_since(
