@@ -21,6 +21,8 @@ from bench.report import Row
 
 T = TypeVar("T")
 PERMISSIVE = ("--allow-private-urls", "--allowed-schemes", "http,https")
+# The report's first rows: the single-webhook pipeline, and REST GET against MLflow's server.
+HEADLINE = "0. Headline"
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,11 @@ from pathlib import Path
 import grpc
 
 from bench import load
-from bench.common import Context, cpu_seconds, http_json, start_server, wait_idle
+from bench.common import HEADLINE, Context, cpu_seconds, http_json, start_server, wait_idle
 from bench.machine import free_port, median, percentile, rss_mb, rss_samples
 from bench.procs import Child
 from bench.report import Row, Target
 
-PIPELINE = "0. Pipeline"
 DELIVERY = "3. Delivery"
 MEMORY = "5. Memory"
 ARRIVAL_TIMEOUT = 120.0
@@ -103,7 +102,7 @@ def pipeline(ctx: Context) -> None:
         label = "1 worker" if workers == "1" else f"--workers {workers}"
         ctx.add(
             Row(
-                PIPELINE,
+                HEADLINE,
                 f"events/s delivered, ONE webhook, {publishers} REST publishers, {label}",
                 "events/s",
                 ours,
@@ -114,7 +113,7 @@ def pipeline(ctx: Context) -> None:
         )
         ctx.add(
             Row(
-                PIPELINE,
+                HEADLINE,
                 f"REST publish p99, {publishers} concurrent publishers, {label}",
                 "ms",
                 p99,
@@ -124,12 +123,12 @@ def pipeline(ctx: Context) -> None:
             )
         )
         ctx.note(
-            PIPELINE,
+            HEADLINE,
             f"{label}: the server (all its processes) spent a median "
             f"{median(cpu_ms):.3f} ms of CPU per event, publishing and delivering.",
         )
     ctx.note(
-        PIPELINE,
+        HEADLINE,
         f"One signed webhook on the receiver; {count:,} events published through the JSON "
         f"shim (`POST /api/2.0/mlflow/webhook-events`) by {publishers} concurrent callers in a "
         "load process, each publishing again as soon as it is answered; the figure is events / "

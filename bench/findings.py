@@ -8,7 +8,7 @@ PROFILED = "2026-11-30"
 
 # Why a figure misses its target, by the start of its row's "section name".
 MISSED: dict[str, str] = {
-    "0. Pipeline events/s delivered": (
+    "0. Headline events/s delivered": (
         "the server spends 0.7-0.95 ms of CPU per event, publishing and delivering it (1.36-1.45 "
         "ms before issue 12's changes), so at the figure's rate it takes about one core while "
         "the load process and the receiver share the other. Where the GIL's time went "
@@ -40,7 +40,7 @@ MISSED: dict[str, str] = {
         "p99 62 ms and the POST p99 27 ms, creation to first attempt p99 169 ms; the rest is "
         "the time before our handler ran at all, a process waiting for a core."
     ),
-    "0. Pipeline REST publish p99": (
+    "0. Headline REST publish p99": (
         "16 publishers each calling again as soon as they are answered make the mean latency "
         "16 / the publish rate (Little's law): 18-23 ms at 700-900 events/s before any "
         "spread, so a p99 of 20 ms needs the throughput above, well over 1,000 events/s. The "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import grpc
 
 from bench import load
-from bench.common import Context, start_server
+from bench.common import HEADLINE, Context, start_server
 from bench.machine import median
 from bench.procs import Child
 from bench.report import Row, Target
@@ -194,8 +194,8 @@ def rest_vs_mlflow(ctx: Context) -> None:
         mlflow.stop()
     ctx.add(
         Row(
-            REST,
-            f"GET one webhook vs MLflow {MLFLOW_VERSION}'s own server",
+            HEADLINE,
+            f"REST GET one webhook vs MLflow {MLFLOW_VERSION}'s own server",
             "req/s",
             ours,
             theirs,
@@ -204,9 +204,9 @@ def rest_vs_mlflow(ctx: Context) -> None:
         )
     )
     ctx.note(
-        REST,
+        HEADLINE,
         f"Against MLflow: `mlflow server` {MLFLOW_VERSION} (its default uvicorn server, one "
         "worker, SQLite backend store) from the bench's own MLflow venv (tests/mlflow_env.py, "
         f"not the service's), with {s.seed_webhooks} webhooks made through its REST API; the "
-        "same GET load as above against each, alternating, in one run.",
+        "same GET load as section 2's against each, alternating, in one run.",
     )

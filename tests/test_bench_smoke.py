@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = (
-    "0. Pipeline",
+    "0. Headline",
     "1. gRPC",
     "2. REST",
     "3. Delivery",
