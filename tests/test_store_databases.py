@@ -155,6 +155,16 @@ def test_a_batch_stores_each_event_once_and_keys_answer_their_first_event(store:
     assert store.backlog()[0] == 4
 
 
+def test_one_publishers_events_are_claimed_in_the_order_it_published_them(store: Store) -> None:
+    store.create_webhook(webhook())
+    base = now_ms() - 1000
+    # One publisher's events, in one batch and across batches, as the group commit forms them.
+    ordered = [replace(event(), creation_timestamp=base + i) for i in range(6)]
+    answers = store.publish_many(ordered[:4]) + store.publish_many(ordered[4:])
+    claimed = store.claim("me", now_ms(), 60_000, 100, set())
+    assert [o.delivery_id for o in claimed] == [ids[0] for _, ids in answers]
+
+
 def test_a_claim_takes_at_most_the_room_each_webhook_has(store: Store) -> None:
     one, two = store.create_webhook(webhook()), store.create_webhook(webhook())
     store.publish_many([event() for _ in range(6)])
