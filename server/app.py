@@ -57,6 +57,15 @@ def listen(address: str, reuse_port: bool) -> socket.socket:
     return sock
 
 
+def bound(flag: str, address: str, reuse_port: bool) -> socket.socket:
+    """listen(), or one line saying which flag's address cannot be had and why."""
+    try:
+        return listen(address, reuse_port)
+    except OSError as e:
+        reason = (e.strerror or str(e)).lower()
+        raise OSError(f"cannot listen on {flag} {address}: {reason}") from None
+
+
 def shown(sock_or_host: str, port: int) -> str:
     return f"[{sock_or_host}]:{port}" if ":" in sock_or_host else f"{sock_or_host}:{port}"
 
@@ -98,11 +107,16 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     tokens = auth.Tokens(config.auth_token, config.auth_token_file)
     stop = stop_signals(on_hangup=tokens.reload)
     tls = tls_contexts(config)
+    # The ports first: one taken is the likeliest failure, and nothing is open yet to leak.
+    http_sock = bound("--http-address", config.http_address, reuse_port)
+    if not reuse_port and not config.grpc_address.endswith(":0"):
+        # gRPC's own bind failure comes with a C-core log line and no flag name. Not with
+        # --workers: this probe would briefly take connections from the other workers.
+        bound("--grpc-address", config.grpc_address, reuse_port=False).close()
     store = Store(config.database_url, config.secret_key, CONNECTIONS, config.db_timeout)
     sender = Sender(config.delivery_timeout, config.allow_private_urls)
     core = WebhookCore(config, store, sender)
     await core.db(store.open)
-    await sender.start()
 
     draining = False
     health_servicer = health.aio.HealthServicer()
@@ -165,8 +179,8 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     console.add_routes(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    http_sock = listen(config.http_address, reuse_port)
     await web.SockSite(runner, http_sock, ssl_context=tls[1] if tls else None).start()
+    await sender.start()
 
     await grpc_server.start()
     core.worker.start()

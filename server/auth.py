@@ -43,19 +43,26 @@ class Tokens:
     def reload(self) -> None:
         tokens = [self._token] if self._token else []
         if self._file is not None:
+            from_file: list[str] = []
             try:
                 lines = self._file.read_text().splitlines()
             except OSError as e:
-                # Keep serving with the tokens we had; a typo in a rotation must not lock
-                # everyone out. At start there are none yet, so that start fails (app.py).
                 problem = f"cannot read --auth-token-file {self._file}: {e.strerror}"
+            else:
+                from_file = [line.strip() for line in lines if line.strip()]
+                problem = "" if from_file else f"--auth-token-file {self._file} holds no token"
+            if problem:
+                # Keep serving with the tokens we had: a typo or an emptied file in a rotation
+                # must not lock everyone out. At start there are none yet, so the start fails
+                # (app.py).
                 if not self._accepted:
-                    raise OSError(problem) from None
+                    raise OSError(f"{problem} (one token a line)")
                 log.error("%s; keeping the tokens read before", problem)
                 return
-            tokens += [line.strip() for line in lines if line.strip()]
+            tokens += from_file
         self._accepted = tuple(t.encode() for t in tokens)
-        log.info("auth: %d token(s) accepted", len(self._accepted))
+        if self.enabled:
+            log.info("auth: %d token(s) accepted", len(self._accepted))
 
     def allows(self, authorization: str | None) -> bool:
         if not self.enabled:

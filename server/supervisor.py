@@ -25,14 +25,19 @@ RESTART_DELAY = 1.0  # a worker that keeps dying is restarted at most once a sec
 DRAIN_SECONDS = 30.0
 
 
-def reserve(address: str) -> tuple[socket.socket, str]:
+def reserve(flag: str, address: str) -> tuple[socket.socket, str]:
     """Binds (without listening) so port 0 becomes one fixed port that the workers then bind
     too; SO_REUSEPORT lets them share it, and the kernel spreads connections among them."""
     host, _, port = address.rpartition(":")
     bare = host.strip("[]")
     sock = socket.socket(socket.AF_INET6 if ":" in bare else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((bare, int(port)))
+    try:
+        sock.bind((bare, int(port)))
+    except OSError as e:
+        sock.close()
+        reason = (e.strerror or str(e)).lower()
+        raise OSError(f"cannot listen on {flag} {address}: {reason}") from None
     return sock, f"{host}:{sock.getsockname()[1]}"
 
 
@@ -83,8 +88,8 @@ class Supervisor:
     async def run(self) -> int:
         # Token files are re-read by the workers, which hold the tokens.
         stop = app.stop_signals(on_hangup=lambda: self._signal_all(signal.SIGHUP))
-        grpc_sock, grpc_address = reserve(self._config.grpc_address)
-        http_sock, http_address = reserve(self._config.http_address)
+        grpc_sock, grpc_address = reserve("--grpc-address", self._config.grpc_address)
+        http_sock, http_address = reserve("--http-address", self._config.http_address)
         config = dataclasses.replace(
             self._config, grpc_address=grpc_address, http_address=http_address
         )

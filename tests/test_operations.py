@@ -224,6 +224,16 @@ async def test_token_file_rotates_on_sighup(tmp_path: Path):
                 await code_of(call(channel, *list_call, bearer("third-token")))
                 == grpc.StatusCode.OK
             )
+            # So does one emptied by mistake: it would lock every caller out.
+            tokens.write_text("\n  \n")
+            server.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+            async with asyncio.timeout(10):
+                while "holds no token" not in server.log():
+                    await asyncio.sleep(0.05)
+            assert (
+                await code_of(call(channel, *list_call, bearer("third-token")))
+                == grpc.StatusCode.OK
+            )
     finally:
         assert server.stop() == 0
 

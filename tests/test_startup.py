@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import PERMISSIVE, ROOT
+from tests.support import PERMISSIVE, ROOT, own_server
 
 F_GETPIPE_SZ = 1032  # fcntl.F_GETPIPE_SZ, named in Python 3.10+ on Linux only
 
@@ -111,3 +115,92 @@ def test_sigterm_while_printing_the_listening_lines_drains(tmp_path: Path) -> No
                 proc.kill()
                 proc.wait()
             proc.stderr.close()  # type: ignore[union-attr]
+
+
+def test_empty_token_file_stops_the_start(tmp_path: Path) -> None:
+    """An empty --auth-token-file would refuse every caller: refused at start, saying so."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text("\n   \n")
+    done = start_refused(tmp_path, "--auth-token-file", str(tokens))
+    assert done.returncode == 1, done.stderr
+    assert f"--auth-token-file {tokens} holds no token" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("flag", ["--grpc-address", "--http-address"])
+def test_port_in_use_is_one_line_naming_the_flag(tmp_path: Path, flag: str) -> None:
+    taken = socket.socket()
+    try:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        done = start_refused(tmp_path, flag, address)
+    finally:
+        taken.close()
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"webhooks-server: cannot listen on {flag} {address}: address already in use"
+    ], done.stderr
+
+
+def test_database_files_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    """The database holds the delivery log and (encrypted) secrets: it, its WAL and shared
+    memory files are made 0600, like the key file."""
+    server = own_server(tmp_path)
+    try:
+        body = json.dumps(
+            {
+                "name": "h",
+                "url": "http://127.0.0.1:9/",
+                "events": [{"entity": "PROMPT", "action": "CREATED"}],
+                "secret": "s",
+            }
+        ).encode()
+        request = urllib.request.Request(  # noqa: S310
+            f"{server.http_url}/api/2.0/mlflow/webhooks",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            assert response.status == 200
+        for name in ("webhooks.db", "webhooks.db-wal", "webhooks.db-shm", "webhooks.db.key"):
+            mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
+            assert mode == 0o600, (name, oct(mode))
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_failed_start_leaves_no_new_key_file(tmp_path: Path) -> None:
+    """With the key file gone, a database holding secrets cannot start; the key made for the
+    attempt is not written, so the real key can be put back as it was."""
+    server = own_server(tmp_path)
+    try:
+        stub_call = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("webhooksctl")),
+                "--address",
+                server.grpc_address,
+                "create",
+                "--name",
+                "h",
+                "--url",
+                "http://127.0.0.1:9/",
+                "--event",
+                "prompt.created",
+                "--secret",
+                "s3cret",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert stub_call.returncode == 0, stub_call.stderr
+    finally:
+        assert server.stop() == 0
+    key_file = tmp_path / "webhooks.db.key"
+    key_file.unlink()
+    done = start_refused(tmp_path)
+    assert done.returncode == 1
+    assert "cannot decrypt" in done.stderr and "Traceback" not in done.stderr
+    assert not key_file.exists()

@@ -14,7 +14,9 @@ class SecretKeyError(RuntimeError):
 
 
 class SecretBox:
-    def __init__(self, key: str | bytes, source: str = "WEBHOOKS_SECRET_KEY") -> None:
+    def __init__(
+        self, key: str | bytes, source: str = "WEBHOOKS_SECRET_KEY", unsaved: Path | None = None
+    ) -> None:
         try:
             self._fernet = Fernet(key)
         except (ValueError, TypeError):
@@ -24,6 +26,26 @@ class SecretBox:
                 "print(Fernet.generate_key().decode())'"
             ) from None
         self.source = source
+        self._key = key
+        self._unsaved = unsaved  # a key file to write once the database is known to match
+
+    def save(self) -> None:
+        """Writes a newly made key to its file (mode 0600), once the store has proved the key
+        fits the database: a start that fails leaves no key behind that fits nothing."""
+        if self._unsaved is None:
+            return
+        key = self._key if isinstance(self._key, bytes) else self._key.encode()
+        try:
+            fd = os.open(self._unsaved, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            # Made meanwhile by another process starting on the same file: use that one.
+            existing = self._unsaved.read_bytes().strip()
+            self._fernet = Fernet(existing)
+            self._key = existing
+        else:
+            with os.fdopen(fd, "wb") as f:
+                f.write(key)
+        self._unsaved = None
 
     def seal(self, secret: str | None) -> str | None:
         return self._fernet.encrypt(secret.encode()).decode() if secret else None
@@ -47,7 +69,7 @@ def key_file_for(sqlite_path: str) -> Path:
 
 def open_box(configured: str | None, sqlite_path: str | None) -> SecretBox:
     """A SecretBox with the configured key; else, for an SQLite file, the key file beside it,
-    made on first use."""
+    or a new key that SecretBox.save() writes there once the database is known to match."""
     if configured:
         return SecretBox(configured)
     if sqlite_path is None:
@@ -58,11 +80,8 @@ def open_box(configured: str | None, sqlite_path: str | None) -> SecretBox:
     if sqlite_path == ":memory:":
         return SecretBox(Fernet.generate_key(), "a new in-memory key")
     path = key_file_for(sqlite_path)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "wb") as f:
-            f.write(Fernet.generate_key())
-    return SecretBox(path.read_bytes().strip(), f"the key file {path}")
+    if path.exists():
+        return SecretBox(path.read_bytes().strip(), f"the key file {path}")
+    return SecretBox(
+        Fernet.generate_key(), f"a new key (the key file {path} is missing)", unsaved=path
+    )

@@ -10,6 +10,7 @@ import binascii
 import functools
 import hashlib
 import json
+import os
 import threading
 import time
 import uuid
@@ -322,7 +323,12 @@ def open_database(
 ) -> pw.Database:
     """SQLite in WAL mode, or PostgreSQL through a connection pool, each waiting at most
     `timeout` seconds on a lock; any other playhouse.db_url URL as given."""
-    if sqlite_path(database_url) is not None:
+    path = sqlite_path(database_url)
+    if path is not None:
+        if path != ":memory:":
+            # Made here, owner-only: SQLite gives the -wal and -shm files the mode of the
+            # database file, and left to itself would make all three 0644.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         pragmas = {**SQLITE_PRAGMAS, "busy_timeout": max(1, int(timeout * 1000))}
         return connect(database_url, pragmas=pragmas)
     scheme, rest = database_url.split("://", 1)
@@ -395,6 +401,7 @@ class Store:
         )
         if sample is not None:
             self._box.open(sample.secret_token)
+        self._box.save()
 
     def _add_columns(self, fields: list[pw.Field]) -> None:
         """Adds each field's column unless its table already has it (a table made by this
