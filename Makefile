@@ -44,8 +44,12 @@ chromium:
 
 # The MLflow server tests run from a venv with the full MLflow package, cached outside the
 # clone (tests/mlflow_env.py); it is made here, before any test's timeout runs.
+# The egress tests resolve names through nss_wrapper (tests/test_egress.py); as root on
+# Debian or Ubuntu it is installed here, elsewhere those tests say how to install it.
 test: $(STAMP) chromium
 	$(BIN)/ruff check .
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! dpkg -s libnss-wrapper >/dev/null 2>&1; then \
+		apt-get update -qq && apt-get install -y -qq libnss-wrapper >/dev/null; fi
 	$(BIN)/python -m tests.mlflow_env
 	$(BIN)/python -m pytest -q
 

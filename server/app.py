@@ -23,7 +23,7 @@ from generated import (
     webhooks_pb2,
     webhooks_pb2_grpc,
 )
-from server import auth, console, observe
+from server import auth, console, egress, observe
 from server.config import Config
 from server.core import CONNECTIONS, WebhookCore
 from server.delivery.sender import Sender
@@ -114,7 +114,12 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
         # --workers: this probe would briefly take connections from the other workers.
         bound("--grpc-address", config.grpc_address, reuse_port=False).close()
     store = Store(config.database_url, config.secret_key, CONNECTIONS, config.db_timeout)
-    sender = Sender(config.delivery_timeout, config.allow_private_urls)
+    sender = Sender(
+        config.delivery_timeout,
+        egress.Policy.of(config.allow_private_urls, config.egress_allow),
+        config.egress_proxy,
+        egress.Bypass.of(config.egress_proxy_bypass),
+    )
     core = WebhookCore(config, store, sender)
     await core.db(store.open)
 

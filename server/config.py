@@ -6,7 +6,11 @@ import argparse
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from yarl import URL
+
+from server import egress
 
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 
@@ -37,6 +41,10 @@ class Config:
     # SQLite's busy timeout, and this process's own queue for the write lock.
     db_timeout: float = 10.0
     retention_days: int = 30  # 0 keeps every delivery
+    egress_allow: tuple[str, ...] = ()  # CIDRs, addresses, host names, *.suffix
+    # http://[user:password@]host:port; left out of repr: it may hold a password.
+    egress_proxy: str | None = field(default=None, repr=False)
+    egress_proxy_bypass: tuple[str, ...] = ()
 
 
 def _split_address(value: str, flag: str) -> str:
@@ -90,6 +98,47 @@ def _days(value: str) -> int:
             f"--retention-days takes a whole number of days (0 keeps everything), got {value!r}"
         )
     return int(text)
+
+
+def _list(value: str | None) -> tuple[str, ...]:
+    return tuple(e.strip() for e in (value or "").split(",") if e.strip())
+
+
+def _egress_allow(value: str | None) -> tuple[str, ...]:
+    entries = _list(value)
+    for entry in entries:
+        try:
+            egress.parse_entry(entry)
+        except ValueError as e:
+            raise ConfigError(f"--egress-allow: {e}") from None
+    return entries
+
+
+def _egress_proxy(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        proxy = URL(value)
+        _ = proxy.port
+    except ValueError:
+        proxy = None
+    if proxy is None or proxy.scheme != "http" or not proxy.raw_host or proxy.path not in ("", "/"):
+        # Shown without its password: the message goes to the terminal and to logs.
+        shown = proxy.with_password(None if proxy.password is None else "***") if proxy else "?"
+        raise ConfigError(
+            "--egress-proxy takes http://[user:password@]HOST:PORT (an HTTP proxy that "
+            f"tunnels https with CONNECT), got {str(shown)!r}"
+        )
+    return value
+
+
+def _egress_bypass(value: str | None) -> tuple[str, ...]:
+    entries = _list(value)
+    try:
+        egress.Bypass.of(entries)
+    except ValueError as e:
+        raise ConfigError(f"--egress-proxy-bypass: {e}") from None
+    return entries
 
 
 def _truthy(value: str | None) -> bool:
@@ -155,6 +204,26 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         str(defaults.retention_days),
         "days finished deliveries are kept (0: for ever)",
     )
+    flag(
+        "--egress-allow",
+        "WEBHOOKS_EGRESS_ALLOW",
+        None,
+        "CIDRs, addresses and host names (exact or *.suffix) deliveries may reach although "
+        "private; link-local and metadata addresses only when named exactly",
+    )
+    flag(
+        "--egress-proxy",
+        "WEBHOOKS_EGRESS_PROXY",
+        None,
+        "http://[user:password@]HOST:PORT: every delivery goes through this proxy (CONNECT "
+        "for https)",
+    )
+    flag(
+        "--egress-proxy-bypass",
+        "WEBHOOKS_EGRESS_PROXY_BYPASS",
+        None,
+        "hosts sent to directly, NO_PROXY style (name and its subdomains, address, CIDR, *)",
+    )
     parser.add_argument(
         "--allow-private-urls",
         action="store_true",
@@ -168,6 +237,13 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         raise ConfigError(f"--log-format is text or json, got {args.log_format!r}")
     if args.access_log not in ("on", "off"):
         raise ConfigError(f"--access-log is on or off, got {args.access_log!r}")
+    if args.allow_private_urls and args.egress_allow:
+        raise ConfigError(
+            "--egress-allow and --allow-private-urls do not go together: --allow-private-urls "
+            "already allows every address; keep --egress-allow to allow only those it names"
+        )
+    if args.egress_proxy_bypass and not args.egress_proxy:
+        raise ConfigError("--egress-proxy-bypass needs --egress-proxy")
     return Config(
         grpc_address=_split_address(args.grpc_address, "--grpc-address"),
         http_address=_split_address(args.http_address, "--http-address"),
@@ -187,4 +263,7 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         access_log=args.access_log == "on",
         db_timeout=_positive(args.db_timeout, "--db-timeout"),
         retention_days=_days(args.retention_days),
+        egress_allow=_egress_allow(args.egress_allow),
+        egress_proxy=_egress_proxy(args.egress_proxy),
+        egress_proxy_bypass=_egress_bypass(args.egress_proxy_bypass),
     )

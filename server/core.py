@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TypeVar
 
-from server import events, observe, validation
+from server import egress, events, observe, validation
 from server.config import Config
 from server.delivery.sender import Attempt, Sender, iso_now, payload
 from server.delivery.worker import (
@@ -83,6 +83,7 @@ class WebhookCore:
         self._config = config
         self._store = store
         self._sender = sender
+        self._egress = egress.Policy.of(config.allow_private_urls, config.egress_allow)
         self._reads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="db-read")
         self._writes = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="db-write")
         self._probe = ThreadPoolExecutor(1, thread_name_prefix="db-probe")
@@ -141,9 +142,11 @@ class WebhookCore:
             raise _unavailable(fn, e) from None
 
     async def _url(self, url: str) -> str:
-        return await validation.url(
-            url, self._config.allowed_schemes, self._config.allow_private_urls
-        )
+        try:
+            return await validation.url(url, self._config.allowed_schemes, self._egress)
+        except validation.EgressRefused as e:
+            observe.record_refusal(e.rule, "create")
+            raise
 
     async def create_webhook(
         self,

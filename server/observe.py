@@ -51,6 +51,12 @@ ATTEMPT_SECONDS = Histogram(
     "Time of one delivery POST",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30),
 )
+EGRESS_REFUSALS = Counter(
+    "webhooks_egress_refusals_total",
+    "Destinations refused, by rule (private, metadata, proxy) and stage (create: a webhook's "
+    "URL at create/update; connect: a delivery or test attempt)",
+    ["rule", "stage"],
+)
 
 CALLS_LOGGER = "webhooks.calls"
 ATTEMPTS_LOGGER = "webhooks.deliveries"
@@ -164,6 +170,12 @@ def record_attempt(
                 "error": error,
             },
         )
+
+
+def record_refusal(rule: str, stage: str) -> None:
+    """Counts one refusal; `rule` is an egress.Rule and `stage` create or connect, never
+    anything a caller sent."""
+    _child(EGRESS_REFUSALS, rule, stage).inc()
 
 
 _children: dict[tuple[object, ...], Any] = {}

@@ -10,7 +10,7 @@ import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from server import events
+from server import egress, events
 from server.errors import InvalidArgument
 
 MAX_URL = 500
@@ -22,9 +22,8 @@ MAX_PAGE_SIZE = 1000
 # MLflow's rule, in ASCII: re.IGNORECASE would also match U+017F (long s) as s and the
 # Kelvin sign as k.
 _NAME = re.compile(r"(?=.{1,63}\Z)[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", re.ASCII)
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPAddress = egress.IPAddress
 
 
 def name(value: str) -> str:
@@ -118,21 +117,6 @@ def page_size(value: int) -> int:
     return value
 
 
-def is_public_address(ip: IPAddress) -> bool:
-    """True for an address a webhook may reach when private URLs are not allowed: globally
-    routable, and not a private address hidden inside an IPv6 transition format."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        # Python's is_global follows the IANA registry, which has changed for 64:ff9b::/96
-        # between versions; the embedded address decides, whatever the version says.
-        if embedded is None and ip in _NAT64:
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if embedded is not None and not is_public_address(embedded):
-            return False
-    site_local = isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local
-    return ip.is_global and not (ip.is_multicast or ip.is_reserved or site_local)
-
-
 async def resolve(host: str) -> list[IPAddress]:
     """Every address `host` resolves to (one, if it is an address already)."""
     try:
@@ -143,7 +127,7 @@ async def resolve(host: str) -> list[IPAddress]:
     return list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
 
 
-async def url(value: str, allowed_schemes: tuple[str, ...], allow_private: bool) -> str:
+async def url(value: str, allowed_schemes: tuple[str, ...], policy: egress.Policy) -> str:
     if not value.strip():
         raise InvalidArgument(f"Webhook URL cannot be empty or just whitespace: {value!r}")
     if len(value) > MAX_URL:
@@ -163,13 +147,22 @@ async def url(value: str, allowed_schemes: tuple[str, ...], allow_private: bool)
         )
     if not host:
         raise InvalidArgument(f"Webhook URL must include a hostname: {value!r}")
-    if not allow_private:
-        await public_host(host, value)
+    if policy.checks:
+        await allowed_host(host, value, policy)
     return value
 
 
-async def public_host(host: str, shown: str) -> list[IPAddress]:
-    """Resolves `host` and refuses it unless every address is public (the SSRF rule)."""
+class EgressRefused(InvalidArgument):
+    """A webhook URL the egress rule refuses; `rule` names which part refused it."""
+
+    def __init__(self, message: str, rule: egress.Rule) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+async def allowed_host(host: str, shown: str, policy: egress.Policy) -> list[IPAddress]:
+    """Resolves `host` and refuses it unless the egress rule allows every address (the SSRF
+    rule: public addresses, and the private ones --egress-allow names)."""
     try:
         addresses = await resolve(host)
     except (OSError, UnicodeError) as e:
@@ -177,12 +170,14 @@ async def public_host(host: str, shown: str) -> list[IPAddress]:
             f"Webhook URL host {host!r} does not resolve ({e}); use a host name with a public "
             "DNS record."
         ) from None
-    private = [str(ip) for ip in addresses if not is_public_address(ip)]
-    if private:
-        raise InvalidArgument(
-            f"Webhook URL {shown!r} resolves to a non-public address ({', '.join(private)}). "
-            "Use a publicly routable host, or start the server with --allow-private-urls."
-        )
+    for address in addresses:
+        refusal = policy.refusal(host, address)
+        if refusal is not None:
+            raise EgressRefused(
+                f"Webhook URL {shown!r} resolves to a non-public address ({address}), refused "
+                f"by the {refusal.rule} rule: {refusal.reason()}",
+                refusal.rule,
+            )
     return addresses
 
 

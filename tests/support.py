@@ -9,6 +9,7 @@ import json
 import os
 import queue
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -135,6 +136,7 @@ class Receiver:
         self.gate = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.port = 0
 
     async def _record(self, request: web.Request) -> None:
         body = await request.read()
@@ -181,16 +183,20 @@ class Receiver:
             return web.Response()
         return web.Response(status=404, text="no such receiver endpoint")
 
-    async def start(self) -> Receiver:
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> Receiver:
+        """Listens on `host` (any 127/8 address works on Linux, standing in for a private
+        network) and `port` (0: a free one), over HTTPS when given `ssl_context`."""
         app = web.Application()
         app.router.add_post("/{kind}", self._handle)
         app.router.add_post("/{kind}/{arg}", self._handle)
         self._runner = web.AppRunner(app, shutdown_timeout=1)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"{'https' if ssl_context else 'http'}://{host}:{self.port}"
         return self
 
     async def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:

@@ -378,3 +378,52 @@ def test_bad_db_timeout_names_the_flag(value: str) -> None:
         parse([], {"WEBHOOKS_DB_TIMEOUT": value})
     assert "--db-timeout" in str(e.value)
     assert repr(value) in str(e.value)
+
+
+# -- egress ------------------------------------------------------------------------------
+
+
+def test_egress_flags_and_env() -> None:
+    config = parse(
+        [
+            "--egress-allow",
+            "10.0.0.0/8, *.corp.example",
+            "--egress-proxy",
+            "http://u:pw@proxy.internal:4750",
+            "--egress-proxy-bypass",
+            ".corp.example,10.0.0.0/8",
+        ],
+        {},
+    )
+    assert config.egress_allow == ("10.0.0.0/8", "*.corp.example")
+    assert config.egress_proxy == "http://u:pw@proxy.internal:4750"
+    assert config.egress_proxy_bypass == (".corp.example", "10.0.0.0/8")
+    assert "pw" not in repr(config)  # a repr in a log must not show the proxy's password
+    env = {"WEBHOOKS_EGRESS_ALLOW": "127.0.0.2", "WEBHOOKS_EGRESS_PROXY": "http://p:3128"}
+    assert parse([], env).egress_allow == ("127.0.0.2",)
+    assert parse([], env).egress_proxy == "http://p:3128"
+    assert parse([], {}).egress_allow == () and parse([], {}).egress_proxy is None
+
+
+@pytest.mark.parametrize(
+    "argv,says",
+    [
+        (["--egress-allow", "10.0.0.1/8"], "host bits"),
+        (["--egress-allow", "not a host"], "--egress-allow"),
+        (["--egress-proxy", "https://p:3128"], "--egress-proxy takes http://"),
+        (["--egress-proxy", "http://p:3128/path"], "--egress-proxy takes http://"),
+        (["--egress-proxy", "socks5://p:1080"], "--egress-proxy takes http://"),
+        (["--egress-proxy-bypass", "a.example"], "needs --egress-proxy"),
+        (["--egress-proxy", "http://p:1", "--egress-proxy-bypass", "a b"], "bypass"),
+        (["--allow-private-urls", "--egress-allow", "10.0.0.1"], "do not go together"),
+    ],
+)
+def test_bad_egress_flags(argv: list[str], says: str) -> None:
+    with pytest.raises(ConfigError, match=says):
+        parse(argv, {})
+
+
+def test_a_bad_proxy_url_is_shown_without_its_password() -> None:
+    with pytest.raises(ConfigError) as e:
+        parse(["--egress-proxy", "https://u:s3cret-pw@p:3128"], {})
+    assert "s3cret-pw" not in str(e.value) and "***" in str(e.value)

@@ -8,11 +8,13 @@ import ipaddress
 import pytest
 
 from generated import webhooks_pb2 as pb
-from server import validation
+from server import egress, validation
 from server.errors import Code, InvalidArgument
 
 HTTPS = ("https",)
 BOTH = ("http", "https")
+OPEN = egress.Policy(allow_private=True)  # --allow-private-urls
+STRICT = egress.Policy()
 
 
 def message_of(excinfo: pytest.ExceptionInfo[InvalidArgument]) -> str:
@@ -235,57 +237,57 @@ def test_page_size_refuses(bad: int) -> None:
 
 async def test_url_whitespace_has_mlflow_message() -> None:
     with pytest.raises(InvalidArgument) as e:
-        await validation.url("   ", HTTPS, allow_private=True)
+        await validation.url("   ", HTTPS, policy=OPEN)
     assert message_of(e) == "Webhook URL cannot be empty or just whitespace: '   '"
 
 
 async def test_url_empty_refused() -> None:
     with pytest.raises(InvalidArgument) as e:
-        await validation.url("", HTTPS, allow_private=True)
+        await validation.url("", HTTPS, policy=OPEN)
     assert message_of(e) == "Webhook URL cannot be empty or just whitespace: ''"
 
 
 async def test_url_scheme_has_mlflow_message() -> None:
     with pytest.raises(InvalidArgument) as e:
-        await validation.url("ftp://example.com/hook", HTTPS, allow_private=True)
+        await validation.url("ftp://example.com/hook", HTTPS, policy=OPEN)
     assert message_of(e) == "Invalid webhook URL scheme: 'ftp'. Allowed schemes are: https."
 
 
 async def test_url_scheme_lists_every_allowed_scheme() -> None:
     with pytest.raises(InvalidArgument) as e:
-        await validation.url("ftp://example.com/hook", BOTH, allow_private=True)
+        await validation.url("ftp://example.com/hook", BOTH, policy=OPEN)
     assert message_of(e) == "Invalid webhook URL scheme: 'ftp'. Allowed schemes are: http, https."
 
 
 async def test_http_refused_when_only_https_allowed() -> None:
     with pytest.raises(InvalidArgument) as e:
-        await validation.url("http://example.com/hook", HTTPS, allow_private=True)
+        await validation.url("http://example.com/hook", HTTPS, policy=OPEN)
     assert message_of(e) == "Invalid webhook URL scheme: 'http'. Allowed schemes are: https."
 
 
 async def test_url_without_scheme_refused() -> None:
     with pytest.raises(InvalidArgument) as e:
-        await validation.url("example.com/hook", HTTPS, allow_private=True)
+        await validation.url("example.com/hook", HTTPS, policy=OPEN)
     assert message_of(e).startswith("Invalid webhook URL scheme: ''")
 
 
 async def test_unparseable_url_has_mlflow_prefix() -> None:
     with pytest.raises(InvalidArgument) as e:
-        await validation.url("http://[invalid", BOTH, allow_private=True)
+        await validation.url("http://[invalid", BOTH, policy=OPEN)
     assert message_of(e).startswith("Invalid webhook URL 'http://[invalid': ")
 
 
 async def test_bad_port_refused() -> None:
     with pytest.raises(InvalidArgument) as e:
-        await validation.url("https://example.com:99999/hook", HTTPS, allow_private=True)
+        await validation.url("https://example.com:99999/hook", HTTPS, policy=OPEN)
     assert message_of(e).startswith("Invalid webhook URL 'https://example.com:99999/hook': ")
     with pytest.raises(InvalidArgument):
-        await validation.url("https://example.com:port/hook", HTTPS, allow_private=True)
+        await validation.url("https://example.com:port/hook", HTTPS, policy=OPEN)
 
 
 async def test_url_without_host_has_mlflow_message() -> None:
     with pytest.raises(InvalidArgument) as e:
-        await validation.url("https://", HTTPS, allow_private=True)
+        await validation.url("https://", HTTPS, policy=OPEN)
     assert message_of(e) == "Webhook URL must include a hostname: 'https://'"
 
 
@@ -293,9 +295,9 @@ async def test_url_length_limit() -> None:
     base = "https://example.com/"
     at_limit = base + "a" * (500 - len(base))
     assert len(at_limit) == 500
-    assert await validation.url(at_limit, HTTPS, allow_private=True) == at_limit
+    assert await validation.url(at_limit, HTTPS, policy=OPEN) == at_limit
     with pytest.raises(InvalidArgument) as e:
-        await validation.url(at_limit + "a", HTTPS, allow_private=True)
+        await validation.url(at_limit + "a", HTTPS, policy=OPEN)
     text = message_of(e)
     assert "501" in text
     assert "500" in text
@@ -303,7 +305,7 @@ async def test_url_length_limit() -> None:
 
 async def test_good_url_returned_unchanged() -> None:
     value = "https://hooks.example.com:8443/path?q=1#frag"
-    assert await validation.url(value, HTTPS, allow_private=True) == value
+    assert await validation.url(value, HTTPS, policy=OPEN) == value
 
 
 # -- SSRF ------------------------------------------------------------------------------
@@ -354,7 +356,7 @@ async def test_good_url_returned_unchanged() -> None:
     ],
 )
 def test_non_public_addresses_refused(address: str) -> None:
-    assert not validation.is_public_address(ipaddress.ip_address(address))
+    assert not egress.is_public_address(ipaddress.ip_address(address))
 
 
 @pytest.mark.parametrize(
@@ -372,7 +374,7 @@ def test_non_public_addresses_refused(address: str) -> None:
     ],
 )
 def test_public_addresses_allowed(address: str) -> None:
-    assert validation.is_public_address(ipaddress.ip_address(address))
+    assert egress.is_public_address(ipaddress.ip_address(address))
 
 
 @pytest.mark.parametrize(
@@ -398,7 +400,7 @@ def test_public_addresses_allowed(address: str) -> None:
 )
 async def test_url_refuses_private_hosts(url: str) -> None:
     with pytest.raises(InvalidArgument) as e:
-        await validation.url(url, BOTH, allow_private=False)
+        await validation.url(url, BOTH, policy=STRICT)
     text = message_of(e)
     assert "non-public address" in text
     assert "--allow-private-urls" in text
@@ -406,23 +408,23 @@ async def test_url_refuses_private_hosts(url: str) -> None:
 
 async def test_url_refuses_unresolvable_host() -> None:
     with pytest.raises(InvalidArgument) as e:
-        await validation.url("https://no-such-host.invalid/hook", HTTPS, allow_private=False)
+        await validation.url("https://no-such-host.invalid/hook", HTTPS, policy=STRICT)
     text = message_of(e)
     assert "'no-such-host.invalid'" in text
     assert "does not resolve" in text
 
 
 async def test_url_accepts_public_literal_without_dns() -> None:
-    assert await validation.url("https://8.8.8.8/hook", HTTPS, allow_private=False)
-    assert await validation.url("https://[2606:4700:4700::1111]/h", HTTPS, allow_private=False)
+    assert await validation.url("https://8.8.8.8/hook", HTTPS, policy=STRICT)
+    assert await validation.url("https://[2606:4700:4700::1111]/h", HTTPS, policy=STRICT)
 
 
 async def test_allow_private_needs_no_dns() -> None:
     # A .invalid name never resolves: accepted only because no lookup is made.
     url = "https://no-such-host.invalid/hook"
-    assert await validation.url(url, HTTPS, allow_private=True) == url
-    assert await validation.url("http://127.0.0.1:1/x", BOTH, allow_private=True)
-    assert await validation.url("http://localhost/x", BOTH, allow_private=True)
+    assert await validation.url(url, HTTPS, policy=OPEN) == url
+    assert await validation.url("http://127.0.0.1:1/x", BOTH, policy=OPEN)
+    assert await validation.url("http://localhost/x", BOTH, policy=OPEN)
 
 
 async def test_resolve_literal_and_localhost() -> None:

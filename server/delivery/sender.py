@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
-from server import events, validation
+from server import egress, events, observe
 
 USER_AGENT = "mlflow-webhooks-service/0.1"
 MAX_RESPONSE_BODY = 64 * 1024
@@ -27,7 +28,14 @@ RETRYABLE_STATUSES = frozenset({408, 429})
 
 
 class BlockedAddress(OSError):
-    """The receiver's host resolved to an address webhooks may not reach."""
+    """The receiver's host resolved to an address the egress rule refuses."""
+
+    def __init__(self, host: str, refusal: egress.Refusal) -> None:
+        super().__init__(
+            f"{host} resolves to {refusal.address}, refused by the {refusal.rule} rule: "
+            f"{refusal.reason()}"
+        )
+        self.refusal = refusal
 
 
 @dataclass(frozen=True)
@@ -102,20 +110,23 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-class PublicResolver(AbstractResolver):
-    """Resolves names as aiohttp does, then refuses any non-public address: the check is on
-    the addresses actually connected to, so a name that later points inside is refused."""
+class CheckingResolver(AbstractResolver):
+    """Resolves names as aiohttp does, then refuses any address the egress rule refuses: the
+    check is on the addresses actually connected to, so a name that later points inside is
+    refused. Used for direct connections only: through a proxy, the proxy connects."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: egress.Policy) -> None:
         self._inner = aiohttp.ThreadedResolver()
+        self._policy = policy
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
         for result in results:
-            if not validation.is_public_address(ipaddress.ip_address(result["host"])):
-                raise BlockedAddress(f"{host} resolves to non-public address {result['host']}")
+            refusal = self._policy.refusal(host, ipaddress.ip_address(result["host"]))
+            if refusal is not None:
+                raise BlockedAddress(host, refusal)
         return results
 
     async def close(self) -> None:
@@ -123,25 +134,46 @@ class PublicResolver(AbstractResolver):
 
 
 class Sender:
-    def __init__(self, timeout: float, allow_private: bool, connection_limit: int = 100) -> None:
+    """Sends directly, with the egress rule checked on every address connected to, or, with
+    an egress proxy, through the proxy (which then decides where connections may go)."""
+
+    def __init__(
+        self,
+        timeout: float,
+        policy: egress.Policy,
+        proxy: str | None = None,
+        bypass: egress.Bypass | None = None,
+        connection_limit: int = 100,
+    ) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._allow_private = allow_private
+        self._policy = policy
+        self._proxy = URL(proxy) if proxy else None
+        self._bypass = bypass or egress.Bypass()
         self._connection_limit = connection_limit
         self._session: aiohttp.ClientSession | None = None
+        self._proxied: aiohttp.ClientSession | None = None
 
-    async def start(self) -> None:
+    def _new_session(self, resolver: AbstractResolver | None) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
-            limit=self._connection_limit,
-            resolver=None if self._allow_private else PublicResolver(),
-            ttl_dns_cache=10,
+            limit=self._connection_limit, resolver=resolver, ttl_dns_cache=10
         )
-        self._session = aiohttp.ClientSession(
+        return aiohttp.ClientSession(
             connector=connector, timeout=self._timeout, auto_decompress=True
         )
 
+    async def start(self) -> None:
+        self._session = self._new_session(
+            CheckingResolver(self._policy) if self._policy.checks else None
+        )
+        if self._proxy is not None:
+            # A session of its own: its resolver looks up only the proxy's host, which the
+            # operator named and which may well be private.
+            self._proxied = self._new_session(None)
+
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for session in (self._session, self._proxied):
+            if session is not None:
+                await session.close()
 
     async def send(self, url: str, secret: str | None, delivery_id: str, body: bytes) -> Attempt:
         """One attempt. Never raises for anything the receiver or network does."""
@@ -155,18 +187,31 @@ class Sender:
             return Attempt(sent_at_ms=sent_at_ms, duration_ms=duration, **kwargs)
 
         host = urlsplit(url).hostname or ""
-        if not self._allow_private and _is_private_literal(host):
-            return attempt(error=f"refused: {host} is not a public address")
+        refusal = self._literal_refusal(host)
+        if refusal is not None:
+            observe.record_refusal(refusal.rule, "connect")
+            return attempt(error=f"refused by the {refusal.rule} rule: {refusal.reason()}")
+        session, proxy = self._session, None
+        if self._proxied is not None and not self._bypass.matches(host):
+            session, proxy = self._proxied, self._proxy
         try:
-            async with self._session.post(
+            async with session.post(
                 url,
                 data=body,
                 headers=headers(delivery_id, timestamp, body, secret),
                 allow_redirects=False,
+                proxy=proxy,
             ) as response:
                 text = (await response.content.read(MAX_RESPONSE_BODY)).decode(errors="replace")
                 status = response.status
                 error = None
+                if proxy is not None and status == 407:
+                    # Only a proxy asks this; a plain-http request went to it, not through.
+                    observe.record_refusal(egress.Rule.PROXY, "connect")
+                    return attempt(
+                        error=f"the egress proxy {_proxy_address(proxy)} refused the request "
+                        f"to {host}: HTTP 407 (its credentials are missing or wrong)"
+                    )
                 if 300 <= status < 400:
                     location = response.headers.get("Location", "")
                     error = f"redirect to {location!r} not followed: webhook URLs must not redirect"
@@ -181,19 +226,46 @@ class Sender:
                 )
         except TimeoutError:
             return attempt(error=f"timed out after {self._timeout.total:g}s", retryable=True)
+        except aiohttp.ClientProxyConnectionError as e:
+            return attempt(
+                error=f"cannot connect to the egress proxy {_proxy_address(self._proxy)}: "
+                f"{e.os_error.strerror or type(e.os_error).__name__}",
+                retryable=True,
+            )
+        except aiohttp.ClientHttpProxyError as e:
+            # The proxy answered CONNECT with something other than 200: its refusal (or its
+            # failure to reach the receiver), judged by the same status rules as an answer.
+            observe.record_refusal(egress.Rule.PROXY, "connect")
+            return attempt(
+                error=f"the egress proxy {_proxy_address(self._proxy)} refused the connection "
+                f"to {host}: HTTP {e.status} {e.message}",
+                retryable=e.status in RETRYABLE_STATUSES or e.status >= 500,
+            )
         except aiohttp.ClientConnectorError as e:
             if isinstance(e.os_error, BlockedAddress):
+                observe.record_refusal(e.os_error.refusal.rule, "connect")
                 return attempt(error=f"refused: {e.os_error}")
             return attempt(error=f"cannot connect: {e.os_error or e}", retryable=True)
         except (aiohttp.ClientError, OSError) as e:
             # aiohttp may quote the whole URL, which can hold credentials; the log and the
             # delivery log get the host only.
             text = str(e).replace(url, f"{urlsplit(url).scheme}://{host}/…")
+            if self._proxy is not None:  # nor the proxy's URL, which may hold its password
+                text = text.replace(str(self._proxy), _proxy_address(self._proxy))
             return attempt(error=f"{type(e).__name__}: {text}", retryable=True)
 
+    def _literal_refusal(self, host: str) -> egress.Refusal | None:
+        """The egress rule for a URL naming an address, which no resolver sees; applied
+        through a proxy too, as at create time."""
+        if not self._policy.checks:
+            return None
+        try:
+            address = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return None
+        return self._policy.refusal(host, address)
 
-def _is_private_literal(host: str) -> bool:
-    try:
-        return not validation.is_public_address(ipaddress.ip_address(host.strip("[]")))
-    except ValueError:
-        return False
+
+def _proxy_address(proxy: URL | None) -> str:
+    """The proxy's host and port, never its credentials."""
+    return f"{proxy.host}:{proxy.port}" if proxy is not None else ""
