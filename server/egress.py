@@ -46,7 +46,7 @@ class Refusal:
                 "--allow-private-urls, which allows every address."
             )
         return (
-            f"{self.address} is not a public address. Use a publicly routable host, or allow "
+            f"{self.address} is a non-public address. Use a publicly routable host, or allow "
             f"it with --egress-allow (its address {self.address}, a CIDR holding it, or the "
             "host name), or start the server with --allow-private-urls."
         )

@@ -174,8 +174,8 @@ async def allowed_host(host: str, shown: str, policy: egress.Policy) -> list[IPA
         refusal = policy.refusal(host, address)
         if refusal is not None:
             raise EgressRefused(
-                f"Webhook URL {shown!r} resolves to a non-public address ({address}), refused "
-                f"by the {refusal.rule} rule: {refusal.reason()}",
+                f"Webhook URL {shown!r} resolves to {address}, refused by the {refusal.rule} "
+                f"rule: {refusal.reason()}",
                 refusal.rule,
             )
     return addresses

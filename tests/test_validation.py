@@ -402,8 +402,11 @@ async def test_url_refuses_private_hosts(url: str) -> None:
     with pytest.raises(InvalidArgument) as e:
         await validation.url(url, BOTH, policy=STRICT)
     text = message_of(e)
-    assert "non-public address" in text
-    assert "--allow-private-urls" in text
+    if "169.254." in url or "fe80:" in url:
+        assert "refused by the metadata rule" in text and "link-local" in text
+    else:
+        assert "refused by the private rule" in text and "non-public address" in text
+    assert "--egress-allow" in text and "--allow-private-urls" in text
 
 
 async def test_url_refuses_unresolvable_host() -> None:
