@@ -157,6 +157,23 @@ async def test_a_name_that_moves_to_a_refused_address_is_refused_at_connect(
         await refused(api.webhook(url))
 
 
+async def test_allowed_names_reach_whatever_private_address_they_have(tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    env = nss_wrapper_env(hosts)
+    hosts.write_text("127.0.0.3 ci.corp.test\n127.0.0.3 a.deploy.corp.test\n127.0.0.3 x.test\n")
+    proc = server(tmp_path, "--egress-allow", "ci.corp.test,*.deploy.corp.test", env=env)
+    async with receiver_on("127.0.0.3") as receiver, api_of(proc) as api:
+        for name in ("ci.corp.test", "a.deploy.corp.test"):
+            await api.webhook(f"http://{name}:{receiver.port}/ok")
+        # The same address under a name not allowed, and the address itself, stay refused.
+        for url in (f"http://x.test:{receiver.port}/ok", f"{receiver.url}/ok"):
+            assert "private rule" in (await refused(api.webhook(url))).details()
+        published = await api.publish()
+        for delivery_id in published.delivery_ids:
+            assert (await api.settled(delivery_id)).status == dpb.SUCCEEDED
+        assert len(await receiver.wait_for(2)) == 2
+
+
 # -- --egress-proxy ------------------------------------------------------------------------
 
 PROXY_PASSWORD = "proxy-pass-7d1c0e"
