@@ -156,11 +156,8 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
         raise OSError(f"cannot listen for gRPC on {config.grpc_address}")
 
     async def set_health(serving: bool) -> None:
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if serving
-            else (health_pb2.HealthCheckResponse.NOT_SERVING)
-        )
+        response = health_pb2.HealthCheckResponse
+        status = response.SERVING if serving else response.NOT_SERVING
         for name in ["", *SERVICE_NAMES]:
             await health_servicer.set(name, status)  # ignored once draining
 

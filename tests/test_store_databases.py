@@ -175,6 +175,29 @@ def test_a_claim_takes_at_most_the_room_each_webhook_has(store: Store) -> None:
     assert len(store.claim("other", now_ms(), 60_000, 100, set())) == 10
 
 
+def test_one_webhooks_backlog_does_not_hide_the_others(store: Store) -> None:
+    """A busy (or full) webhook's due rows, older than everyone's and more than the claim's
+    window: the claim still finds the other webhooks' rows, oldest first."""
+    backlogged = store.create_webhook(webhook(OTHER))
+    one, two = store.create_webhook(webhook(EVENT)), store.create_webhook(webhook(EVENT))
+    now = now_ms()
+    store.publish_many(
+        [replace(event(kind=OTHER), creation_timestamp=now - 10_000 + i) for i in range(30)]
+    )
+    newer = [replace(event(), creation_timestamp=now - 100 + i) for i in range(3)]
+    fanned = [ids for _, ids in store.publish_many(newer)]
+    claimed = store.claim("me", now, 60_000, 4, {backlogged.id})
+    assert {o.webhook_id for o in claimed} == {one.id, two.id}
+    assert {o.delivery_id for o in claimed} == set(fanned[0] + fanned[1])
+    store.release("me", [o.delivery_id for o in claimed])
+    # Not busy but with room for one: that one, then the others' oldest.
+    room = {backlogged.id: 1, one.id: 8, two.id: 8}
+    claimed = store.claim("me", now, 60_000, 4, set(), room.__getitem__)
+    assert [o.webhook_id for o in claimed].count(backlogged.id) == 1
+    assert {o.delivery_id for o in claimed[1:]} <= set(fanned[0] + fanned[1])
+    assert len(claimed) == 4
+
+
 def test_claims_never_overlap_and_leases_expire(store: Store) -> None:
     store.create_webhook(webhook())
     published = {d for _ in range(40) for d in store.publish(event())[1]}

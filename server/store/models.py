@@ -107,8 +107,10 @@ class Delivery(BaseModel):
     class Meta:
         table_name = "deliveries"
         indexes = (
-            # Workers claim due PENDING rows in next_attempt order.
+            # Workers claim due PENDING rows in next_attempt order, and, when one webhook's
+            # backlog crowds those, webhook by webhook.
             (("status", "next_attempt_timestamp"), False),
+            (("status", "webhook_id", "next_attempt_timestamp"), False),
             (("webhook_id", "creation_timestamp", "id"), False),
             (("creation_timestamp", "id"), False),
         )
@@ -152,6 +154,7 @@ TABLES_BY_VERSION: dict[int, list[type[BaseModel]]] = {
     4: [],
     5: [Event, WebhookDisable],  # events.creation_timestamp is indexed for retention
     6: [],
+    7: [Delivery],  # the (status, webhook_id, next_attempt_timestamp) index
 }
 COLUMNS_BY_VERSION: dict[int, list[pw.Field]] = {
     3: [Event.payload],

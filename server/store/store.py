@@ -188,6 +188,32 @@ DUE = (
     'SELECT "id", "webhook_id" FROM "deliveries" WHERE "status" = ? '
     'AND "next_attempt_timestamp" <= ? AND ("lease_until" IS NULL OR "lease_until" < ?)'
 )
+# The webhooks with PENDING rows, one index seek each (a skip scan of the status/webhook_id
+# index), however many rows each has.
+PENDING_WEBHOOKS = (
+    'WITH RECURSIVE hooks("id") AS ('
+    'SELECT MIN("webhook_id") FROM "deliveries" WHERE "status" = ? '
+    'UNION ALL SELECT (SELECT MIN("webhook_id") FROM "deliveries" '
+    'WHERE "status" = ? AND "webhook_id" > hooks."id") FROM hooks WHERE hooks."id" IS NOT NULL'
+    ') SELECT "id" FROM hooks WHERE "id" IS NOT NULL'
+)
+# One webhook's oldest due rows: a range of the same index, read in next-attempt order.
+DUE_OF_WEBHOOK = (
+    'SELECT * FROM (SELECT "id", "webhook_id", "next_attempt_timestamp" FROM "deliveries" '
+    'WHERE "status" = ? AND "webhook_id" = ? AND "next_attempt_timestamp" <= ? '
+    'AND ("lease_until" IS NULL OR "lease_until" < ?) '
+    'ORDER BY "next_attempt_timestamp" LIMIT ?) AS w{n}'
+)
+# PostgreSQL: of the rows a claim chose, the oldest it may still have, locked. Rows another
+# replica locked meanwhile are skipped, and then the next chosen ones taken instead.
+LOCK_CHOSEN = (
+    'SELECT "id" FROM "deliveries" WHERE "status" = ? '
+    'AND ("lease_until" IS NULL OR "lease_until" < ?) AND "id" IN {ids} '
+    'ORDER BY "next_attempt_timestamp" LIMIT ? FOR UPDATE SKIP LOCKED'
+)
+# A claim reads at most this many due rows per free slot in next-attempt order; when busy
+# webhooks' rows fill that window, it looks webhook by webhook instead.
+CLAIM_WINDOW = 2
 LEASE = 'UPDATE "deliveries" SET "lease_owner" = ?, "lease_until" = ? WHERE "id" IN '
 OUTGOING = (
     'SELECT d."id", d."webhook_id", d."attempt_count", e."entity", e."action", e."data", '
@@ -241,6 +267,34 @@ def _row(width: int) -> str:
 
 def _rows(count: int, width: int) -> str:
     return ", ".join([_row(width)] * count)
+
+
+class _Fit:
+    """Which due rows one claim takes: at most `limit`, none of a busy webhook, and no more
+    of a webhook than room(webhook) (when given)."""
+
+    def __init__(self, limit: int, busy: set[str], room: Callable[[str], int] | None) -> None:
+        self.limit = limit
+        self._busy = busy
+        self._room = room
+
+    def room(self, webhook_id: str) -> int:
+        if webhook_id in self._busy:
+            return 0
+        return self.limit if self._room is None else self._room(webhook_id)
+
+    def take(self, due: Sequence[tuple[str, str]], cap: int) -> list[str]:
+        """The ids of `due` (oldest first) that fit, at most `cap` of them."""
+        ids: list[str] = []
+        taken: Counter[str] = Counter()
+        for delivery_id, webhook_id in due:
+            if len(ids) == cap:
+                break
+            if taken[webhook_id] >= self.room(webhook_id):
+                continue  # not leased: due again at the next claim, here or anywhere
+            taken[webhook_id] += 1
+            ids.append(delivery_id)
+        return ids
 
 
 @functools.lru_cache(maxsize=256)
@@ -380,6 +434,12 @@ class Store:
         with self._write():
             if isinstance(self.db, pw.PostgresqlDatabase):
                 # Replicas starting together take turns creating and migrating the schema.
+                # Waiting for another replica's migration, or building an index on a large
+                # table, may take longer than --db-timeout, which is for calls.
+                self.db.execute_sql(
+                    "SELECT set_config('lock_timeout', '0', true), "
+                    "set_config('statement_timeout', '0', true)"
+                )
                 self.db.execute_sql("SELECT pg_advisory_xact_lock(8675309)")
             self.db.create_tables(m.TABLES_BY_VERSION[1], safe=True)
             row = m.SchemaVersion.select().first() or m.SchemaVersion.create(version=0)
@@ -750,25 +810,55 @@ class Store:
         busy_webhooks: set[str],
         room: Callable[[str], int] | None,
     ) -> list[Outgoing]:
-        busy = list(busy_webhooks)
-        text = DUE
-        if busy:
-            text += f' AND "webhook_id" NOT IN {_row(len(busy))}'
-        text += ' ORDER BY "next_attempt_timestamp" LIMIT ?'
-        if not self.is_sqlite:
-            text += " FOR UPDATE SKIP LOCKED"
-        due = self._sql(text, [DeliveryStatus.PENDING, now, now, *busy, limit]).fetchall()
-        ids = []
-        taken: Counter[str] = Counter()
-        for delivery_id, webhook_id in due:
-            if room is not None and taken[webhook_id] >= room(webhook_id):
-                continue  # not leased: due again at the next claim, here or anywhere
-            taken[webhook_id] += 1
-            ids.append(delivery_id)
+        """The cost of a claim never follows one webhook's backlog: it reads a window of
+        CLAIM_WINDOW x `limit` due rows in next-attempt order, and only when busy (or full)
+        webhooks' rows crowd that window does it look up each webhook's oldest due rows
+        instead. The rows are read unlocked and only the chosen ones locked (PostgreSQL), so
+        rows a claim passes over stay free for other replicas' claims running meanwhile."""
+        fits = _Fit(limit, busy_webhooks, room)
+        window = limit * CLAIM_WINDOW
+        due = self._sql(
+            DUE + ' ORDER BY "next_attempt_timestamp" LIMIT ?',
+            [DeliveryStatus.PENDING, now, now, window],
+        ).fetchall()
+        chosen = fits.take(due, window)
+        if len(chosen) < limit and len(due) == window:
+            chosen = self._due_by_webhook(now, fits)
+        if self.is_sqlite:  # its write lock already excludes every other claim
+            ids = chosen[:limit]
+        elif chosen:
+            ids = [
+                delivery_id
+                for (delivery_id,) in self._sql(
+                    LOCK_CHOSEN.format(ids=_row(len(chosen))),
+                    [DeliveryStatus.PENDING, now, *chosen, limit],
+                ).fetchall()
+            ]
+        else:
+            ids = []
         if not ids:
             return []
         self._sql(LEASE + _row(len(ids)), [owner, now + lease_ms, *ids])
         return self._outgoing(ids)
+
+    def _due_by_webhook(self, now: int, fits: _Fit) -> list[str]:
+        """The oldest due rows of each webhook with room, as many as it has room for, oldest
+        first: one index seek per webhook with pending rows."""
+        pending = DeliveryStatus.PENDING
+        hooks = [
+            hook
+            for (hook,) in self._sql(PENDING_WEBHOOKS, [pending, pending]).fetchall()
+            if fits.room(hook) > 0
+        ]
+        rows: list[tuple[str, str, int]] = []
+        for chunk in pw.chunked(hooks, 100):  # SQLite allows 500 terms in a compound SELECT
+            text = " UNION ALL ".join(DUE_OF_WEBHOOK.format(n=n) for n in range(len(chunk)))
+            params: list[object] = []
+            for hook in chunk:
+                params += [pending, hook, now, now, min(fits.limit, fits.room(hook))]
+            rows += self._sql(text, params).fetchall()
+        rows.sort(key=lambda row: row[2])
+        return fits.take([row[:2] for row in rows], len(rows))
 
     def outgoing(self, delivery_id: str) -> Outgoing | None:
         found = self._outgoing([delivery_id])
