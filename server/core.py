@@ -32,6 +32,7 @@ from server.store import (
     DatabaseUnavailable,
     DeliveryRecord,
     DeliveryStatus,
+    DiskFull,
     EventRecord,
     Health,
     Outcome,
@@ -424,6 +425,12 @@ class WebhookCore:
 
 
 def _unavailable(fn: Callable[..., object], error: Exception) -> Unavailable:
+    if isinstance(error, DiskFull):
+        log.error("%s failed: %s", getattr(fn, "__name__", fn), error)
+        return Unavailable(
+            "The service's storage is full, so nothing can be stored now; retry once its "
+            "operator has freed space."
+        )
     log.warning("database unavailable in %s: %s", getattr(fn, "__name__", fn), error)
     return Unavailable(UNAVAILABLE)
 

@@ -500,3 +500,33 @@ async def test_reads_answer_while_another_process_holds_the_write_lock(tmp_path:
                 writer.close()
     finally:
         assert server.stop() == 0
+
+
+def test_a_full_disk_is_reported_as_such(db: Path) -> None:
+    """SQLite rolls back by itself when the disk is full; the error says the disk is full,
+    not that peewee's own rollback then found no transaction. SQLite's max_page_count stands
+    in for the disk: it fails writes with SQLITE_FULL exactly as a full disk does."""
+    from server.store import DiskFull, EventRecord
+
+    def big_event() -> EventRecord:
+        return EventRecord(
+            id=str(uuid.uuid4()),
+            event=MV_CREATED,
+            data="{}",
+            occurred_at="2026-01-01T00:00:00+00:00",
+            creation_timestamp=now_ms(),
+            payload="x" * 100_000,
+        )
+
+    with opened(db) as store:
+        store.create_webhook(record())
+        pages = store.db.execute_sql("PRAGMA page_count").fetchone()[0]
+        store.db.execute_sql(f"PRAGMA max_page_count = {pages + 2}")
+        with pytest.raises(DiskFull) as e:
+            for _ in range(10):
+                store.publish(big_event())
+        assert "disk" in str(e.value) and "full" in str(e.value)
+        assert "no transaction is active" not in str(e.value)
+        # Once there is room again, writes go on.
+        store.db.execute_sql("PRAGMA max_page_count = 1073741823")
+        store.publish(big_event())

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import os
+import sqlite3
 import threading
 import time
 import uuid
@@ -42,6 +43,29 @@ SHORTENED = 0.1
 
 class DatabaseTimeout(pw.OperationalError):
     """A call waited its whole --db-timeout for a connection or for the write lock."""
+
+
+class DiskFull(pw.OperationalError):
+    """SQLite could not grow the database file (SQLITE_FULL): writes fail until there is
+    room again; reads go on."""
+
+
+def _unmasked(error: pw.OperationalError) -> pw.OperationalError:
+    """SQLite rolls a transaction back by itself on some errors (a full disk), and peewee's
+    own rollback then fails with "cannot rollback - no transaction is active", which hides
+    the cause: the cause, and a full disk said plainly."""
+    cause: BaseException = error
+    # peewee's error, then sqlite3's about the rollback, then the one that made it roll back.
+    while "no transaction is active" in str(cause) and cause.__context__ is not None:
+        cause = cause.__context__
+    # peewee raises its own error while sqlite3's, with the error code, is being handled.
+    original = cause.__context__ if isinstance(cause, pw.OperationalError) else cause
+    if getattr(original, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return DiskFull(
+            f"the disk holding the SQLite database is full ({original}): free space on it; "
+            "writes fail until then"
+        )
+    return cause if isinstance(cause, pw.OperationalError) else error
 
 
 # What the database raises when it cannot answer now (down, locked past the timeout): worth
@@ -527,8 +551,14 @@ class Store:
             # SQLite upgrades a read lock to a write lock lazily, and a busy upgrade fails at
             # once instead of waiting; taking the write lock up front lets the busy timeout
             # do its job.
-            with self.db.atomic("IMMEDIATE"):
-                yield
+            try:
+                with self.db.atomic("IMMEDIATE"):
+                    yield
+            except pw.OperationalError as e:
+                unmasked = _unmasked(e)
+                if unmasked is e:
+                    raise
+                raise unmasked from None
         finally:
             if shortened and not self.db.is_closed():
                 self._busy_timeout(self.timeout)
