@@ -30,16 +30,22 @@ from server.delivery.sender import Sender
 from server.errors import Unavailable
 from server.health import BOUND, DatabaseHealth
 from server.retention import Retention
-from server.rpc import CallInterceptor, DeliveryServicer, WebhookServicer
+from server.rpc import CallInterceptor, DeliveryServicer, WebhookServicer, method_names
 from server.shim import app as shim
 from server.store import Store
 
 log = logging.getLogger("webhooks")
 
 GRACE_SECONDS = 10.0
-WEBHOOKS = webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name
-DELIVERIES = webhook_delivery_pb2.DESCRIPTOR.services_by_name["WebhookDeliveryService"].full_name
+SERVICES = [
+    webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"],
+    webhook_delivery_pb2.DESCRIPTOR.services_by_name["WebhookDeliveryService"],
+]
+WEBHOOKS = SERVICES[0].full_name
+DELIVERIES = SERVICES[1].full_name
 SERVICE_NAMES = [WEBHOOKS, DELIVERIES]
+# Every method the server answers; calls to any other are counted as "unknown".
+KNOWN_METHODS = method_names([*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"]])
 
 
 def listen(address: str, reuse_port: bool) -> socket.socket:
@@ -125,7 +131,7 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
 
     draining = False
     health_servicer = health.aio.HealthServicer()
-    interceptors: list[grpc.aio.ServerInterceptor] = [CallInterceptor()]
+    interceptors: list[grpc.aio.ServerInterceptor] = [CallInterceptor(KNOWN_METHODS)]
     if tokens.enabled:
         interceptors.append(auth.AuthInterceptor(tokens))
     # gRPC shares ports by default; only --workers should, or two servers could silently
@@ -168,7 +174,9 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
             backlog = await core.backlog()
         except Unavailable:
             backlog = None  # the database's last answer time tells why
-        return observe.render(backlog, database.last_answer)
+        # Rendered in a thread: with --workers it reads every worker's files, and however
+        # long it takes, /health and every other call keep being answered meanwhile.
+        return await asyncio.to_thread(observe.render, backlog, database.last_answer)
 
     app = shim.build(
         servicers,

@@ -239,7 +239,7 @@ class WebhookCore:
             "test",
             delivery_id,
             webhook.id,
-            webhook.url,
+            validation.host_of(webhook.url),
             1,
             attempt.status,
             attempt.duration_ms,

@@ -5,15 +5,19 @@ either: calls are logged by method and code, attempts by ids, host and status.""
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
+import math
 import os
+import re
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, TextIO
-from urllib.parse import urlsplit
 
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -87,7 +91,7 @@ class AccessLog:
             entry = {"time": stamp, "level": "INFO", "logger": logger, "message": message}
             line = json.dumps({**entry, **fields}, default=str)
         else:
-            pairs = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+            pairs = " ".join(f"{k}={_text_value(v)}" for k, v in fields.items() if v is not None)
             line = f"{stamp} INFO {logger} {message} {pairs}"
         self._pending.append(line + "\n")
         if len(self._pending) == 1:
@@ -114,11 +118,25 @@ def flush_access_log() -> None:
         access_log.flush()
 
 
+# What a caller sends never becomes a label or a log field unchecked: each label value is
+# one of a fixed set, so made-up method names cannot grow the metrics without bound.
+UNKNOWN_METHOD = "unknown"
+HTTP_VERBS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
 def request_id(presented: str | None) -> str:
-    """The caller's X-Request-Id if it sent a sane one, else a new id."""
-    if presented and len(presented) <= 128 and presented.isprintable():
+    """The caller's X-Request-Id if it is a plain id (letters, digits, `.`, `_`, `-`; at most
+    128), else a new id: anything else could forge fields of a text log line."""
+    if presented and _REQUEST_ID.fullmatch(presented):
         return presented
     return uuid.uuid4().hex
+
+
+def rest_method(verb: str, route: str | None) -> str:
+    """The label of a REST call: a known verb (else OTHER) and the route's pattern (else
+    unmatched), never the path the caller sent."""
+    return f"{verb if verb in HTTP_VERBS else 'OTHER'} {route or 'unmatched'}"
 
 
 def record_call(
@@ -146,7 +164,7 @@ def record_attempt(
     outcome: str,
     delivery_id: str,
     webhook_id: str,
-    url: str,
+    host: str,
     number: int,
     status: int | None,
     duration_ms: int,
@@ -161,8 +179,9 @@ def record_attempt(
             {
                 "delivery_id": delivery_id,
                 "webhook_id": webhook_id,
-                # The host only: users put credentials in paths and query strings.
-                "host": urlsplit(url).hostname,
+                # The host only (validation.host_of): users put credentials in paths and
+                # query strings, so the URL is never handed to the log at all.
+                "host": host,
                 "attempt": number,
                 "status": status,
                 "outcome": outcome,
@@ -229,12 +248,26 @@ class _Database:
             )
 
 
+_NEEDS_QUOTES = re.compile(r"[\s=\"\\]")
+
+
+def _text_value(value: object) -> str:
+    """A field value as one token: quoted (JSON) when it holds a space, `=` or a quote, so
+    free text such as an error message cannot pass for further fields."""
+    if isinstance(value, int | float):
+        return str(value)
+    text = str(value)
+    return json.dumps(text) if _NEEDS_QUOTES.search(text) else text
+
+
 class _TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         fields = getattr(record, "fields", None)
         if fields:
-            line += " " + " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+            line += " " + " ".join(
+                f"{k}={_text_value(v)}" for k, v in fields.items() if v is not None
+            )
         return line
 
 
@@ -252,11 +285,58 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class Throttle:
+    """Lets one line of a kind through every `every` seconds and counts the rest, so what a
+    caller can provoke at will (bad requests, accept errors) cannot flood the log."""
+
+    def __init__(self, every: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._every = every
+        self._clock = clock
+        self._next: dict[str, float] = {}
+        self._dropped: collections.Counter[str] = collections.Counter()
+
+    def __call__(self, kind: str) -> int | None:
+        """None when this line is to be dropped; else how many of its kind were dropped
+        since the last one let through."""
+        now = self._clock()
+        if now < self._next.get(kind, -math.inf):
+            self._dropped[kind] += 1
+            return None
+        self._next[kind] = now + self._every
+        return self._dropped.pop(kind, 0)
+
+
+class _BadRequests(logging.Filter):
+    """aiohttp logs a request it cannot parse at ERROR with a traceback quoting the bytes
+    the caller sent. Such a request is the caller's mistake, or an attack: one line with
+    the error's name instead, at most every few seconds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._throttle = Throttle()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError):
+            return True
+        dropped = self._throttle("bad request")
+        if dropped is None:
+            return False
+        peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        record.msg = "unreadable HTTP request from %s refused with 400 (%s; %d more since the last)"
+        record.args = (peer, type(error).__name__, dropped)
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def setup_logging(log_format: str, access: bool = True) -> None:
     """Every log line to standard error in `log_format`; the per-call and per-attempt lines
     only when `access` is on."""
     global access_log
     access_log = AccessLog(log_format, sys.stderr) if access else None
+    logging.getLogger("aiohttp.server").addFilter(_BadRequests())
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(_JsonFormatter())

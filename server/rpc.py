@@ -7,13 +7,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from google.protobuf import struct_pb2
-from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from generated import webhook_delivery_pb2 as dpb
@@ -287,10 +287,20 @@ def not_utf8(message: Message) -> str | None:
     return None
 
 
+def method_names(services: Iterable[ServiceDescriptor]) -> frozenset[str]:
+    """The gRPC method paths ("/package.Service/method") of `services`."""
+    return frozenset(f"/{s.full_name}/{m.name}" for s in services for m in s.methods)
+
+
 class CallInterceptor(grpc.aio.ServerInterceptor):
     """The boundary of every unary call: core errors become their status code, anything
     unexpected becomes INTERNAL with a plain message (never UNKNOWN or a stack trace), and
-    each call is logged and counted once."""
+    each call is logged and counted once, under its method's name if it is one of `known`
+    and as "unknown" otherwise (with auth on, a call to a made-up method is refused, and
+    counted, before anyone looks the method up)."""
+
+    def __init__(self, known: frozenset[str]) -> None:
+        self._known = known
 
     async def intercept_service(
         self,
@@ -302,6 +312,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             return handler
         inner: Handler = handler.unary_unary
         method = handler_call_details.method
+        label = method if method in self._known else observe.UNKNOWN_METHOD
         metadata = dict(handler_call_details.invocation_metadata or ())
         deserialize = handler.request_deserializer or (lambda data: data)
 
@@ -337,10 +348,10 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 await context.abort(code, e.message)
             except Exception:
                 code = grpc.StatusCode.INTERNAL
-                log.exception("unexpected error in %s (request id %s)", method, rid)
+                log.exception("unexpected error in %s (request id %s)", label, rid)
                 await context.abort(code, "internal error; the server log has the details")
             finally:
-                observe.record_call("grpc", method, code.name, started, rid, context.peer())
+                observe.record_call("grpc", label, code.name, started, rid, context.peer())
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,

@@ -8,7 +8,9 @@ import ipaddress
 import re
 import socket
 from collections.abc import Iterable
-from urllib.parse import urlsplit
+
+from aiohttp.helpers import is_canonical_ipv4_address, is_ip_address
+from yarl import URL
 
 from server import egress, events
 from server.errors import InvalidArgument
@@ -22,6 +24,9 @@ MAX_PAGE_SIZE = 1000
 # MLflow's rule, in ASCII: re.IGNORECASE would also match U+017F (long s) as s and the
 # Kelvin sign as k.
 _NAME = re.compile(r"(?=.{1,63}\Z)[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", re.ASCII)
+# A DNS name as the sender looks it up: ASCII labels (yarl gives IDNA names in their xn--
+# form) joined by dots. Underscores occur in real names, so they are allowed.
+_HOST_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?")
 
 IPAddress = egress.IPAddress
 
@@ -128,6 +133,8 @@ async def resolve(host: str) -> list[IPAddress]:
 
 
 async def url(value: str, allowed_schemes: tuple[str, ...], policy: egress.Policy) -> str:
+    """The URL if deliveries can be sent to it. It is read with yarl, the parser aiohttp
+    sends with, so the host judged here is the host the sender connects to."""
     if not value.strip():
         raise InvalidArgument(f"Webhook URL cannot be empty or just whitespace: {value!r}")
     if len(value) > MAX_URL:
@@ -135,21 +142,51 @@ async def url(value: str, allowed_schemes: tuple[str, ...], policy: egress.Polic
             f"Webhook URL is {len(value)} characters; at most {MAX_URL} are allowed."
         )
     try:
-        parts = urlsplit(value)
-        host = parts.hostname
-        _ = parts.port  # raises on a port that is not a number in range
-    except ValueError as e:
+        parsed = URL(value)
+    except ValueError as e:  # a bad port, IPv6 literal or IDNA name, a backslash, ...
         raise InvalidArgument(f"Invalid webhook URL {value!r}: {e!r}") from None
-    if parts.scheme not in allowed_schemes:
+    if parsed.scheme not in allowed_schemes:
         raise InvalidArgument(
-            f"Invalid webhook URL scheme: {parts.scheme!r}. "
+            f"Invalid webhook URL scheme: {parsed.scheme!r}. "
             f"Allowed schemes are: {', '.join(allowed_schemes)}."
         )
+    host = parsed.raw_host
     if not host:
         raise InvalidArgument(f"Webhook URL must include a hostname: {value!r}")
+    _sendable_host(host, value)
     if policy.checks:
         await allowed_host(host, value, policy)
     return value
+
+
+def _sendable_host(host: str, shown: str) -> None:
+    """Refuses a host aiohttp would refuse on every send, as aiohttp tells them apart: what
+    looks numeric is an address and must be one, written canonically (aiohttp refuses
+    127.1 and 2130706433, which the resolver would take); anything else is a DNS name."""
+    if is_ip_address(host):
+        if ":" in host:
+            try:
+                ipaddress.IPv6Address(host)
+            except ValueError:
+                raise InvalidArgument(
+                    f"Invalid webhook URL {shown!r}: {host!r} is not an IPv6 address."
+                ) from None
+        elif not is_canonical_ipv4_address(host):
+            raise InvalidArgument(
+                f"Invalid webhook URL {shown!r}: {host!r} is not a canonical IPv4 address; "
+                "write it as four decimal numbers, such as 192.0.2.10."
+            )
+    elif not _HOST_NAME.fullmatch(host) or len(host) > 253:
+        raise InvalidArgument(f"Invalid webhook URL {shown!r}: {host!r} is not a valid host name.")
+
+
+def host_of(url: str) -> str:
+    """The host of a stored webhook URL as the sender connects to it, for logs and error
+    messages: never its path, query or user info, which may hold credentials."""
+    try:
+        return URL(url).raw_host or ""
+    except ValueError:
+        return ""
 
 
 class EgressRefused(InvalidArgument):

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ class ServerProcess:
     http_url: str = ""
     stderr_path: Path | None = None
     database: Any = None  # the tests.databases.Database it runs on, when a fixture made it
+    preexec: Callable[[], None] | None = None  # runs in the child before exec (e.g. rlimits)
 
     def start(self, workdir: Path) -> ServerProcess:
         self.stderr_path = workdir / f"server-{os.getpid()}-{id(self)}.log"
@@ -61,6 +63,7 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=self.stderr_path.open("w"),
             text=True,
+            preexec_fn=self.preexec,
         )
         lines: queue.Queue[str] = queue.Queue()
 
@@ -100,15 +103,27 @@ class ServerProcess:
             self.proc.wait(timeout=10)
 
 
-def run_server(workdir: Path, *args: str, env: dict[str, str] | None = None) -> ServerProcess:
-    return ServerProcess(list(args), env or {}).start(workdir)
+def run_server(
+    workdir: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    preexec: Callable[[], None] | None = None,
+) -> ServerProcess:
+    return ServerProcess(list(args), env or {}, preexec=preexec).start(workdir)
 
 
-def own_server(workdir: Path, *args: str, env: dict[str, str] | None = None) -> ServerProcess:
+def own_server(
+    workdir: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    preexec: Callable[[], None] | None = None,
+) -> ServerProcess:
     """A server of its own on a fresh SQLite file in `workdir`, taking loopback HTTP
     receivers; `args` come last, so they win over these defaults."""
     database = f"sqlite:///{workdir}/webhooks.db"
-    return run_server(workdir, *PERMISSIVE, "--database-url", database, *args, env=env)
+    return run_server(
+        workdir, *PERMISSIVE, "--database-url", database, *args, env=env, preexec=preexec
+    )
 
 
 @dataclass

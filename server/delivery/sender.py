@@ -4,23 +4,27 @@ redirects, per-attempt timeout. testWebhook and the delivery workers both send t
 from __future__ import annotations
 
 import base64
-import email.utils
 import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import socket
 import time
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from server import egress, events, observe
+from server import egress, events, observe, validation
+from server.delivery.retry_after import parse_retry_after
+
+log = logging.getLogger(__name__)
 
 USER_AGENT = "mlflow-webhooks-service/0.1"
 MAX_RESPONSE_BODY = 64 * 1024
@@ -94,22 +98,6 @@ def headers(delivery_id: str, timestamp: int, body: bytes, secret: str | None) -
     return result
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds, from either a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - time.time())
-
-
 class CheckingResolver(AbstractResolver):
     """Resolves names as aiohttp does, then refuses any address the egress rule refuses: the
     check is on the addresses actually connected to, so a name that later points inside is
@@ -176,7 +164,9 @@ class Sender:
                 await session.close()
 
     async def send(self, url: str, secret: str | None, delivery_id: str, body: bytes) -> Attempt:
-        """One attempt. Never raises for anything the receiver or network does."""
+        """One attempt. Never raises: whatever the receiver, the network or a bug here does
+        becomes a failed attempt, so the delivery's task lives on and the attempt is logged.
+        No error text holds the URL: it names the host only, given separately."""
         assert self._session is not None, "Sender.start() was not awaited"
         sent_at_ms = time.time_ns() // 1_000_000
         timestamp = sent_at_ms // 1000
@@ -186,7 +176,35 @@ class Sender:
             duration = int((time.perf_counter() - started) * 1000)
             return Attempt(sent_at_ms=sent_at_ms, duration_ms=duration, **kwargs)
 
-        host = urlsplit(url).hostname or ""
+        host = validation.host_of(url)
+        try:
+            return await self._post(url, host, secret, delivery_id, timestamp, body, attempt)
+        except Exception as e:
+            # The last resort. The message is left out: it may quote the URL.
+            log.error(
+                "unexpected %s sending delivery %s to %s; recorded as a failed attempt\n%s",
+                type(e).__name__,
+                delivery_id,
+                host,
+                "".join(traceback.format_tb(e.__traceback__)),
+            )
+            return attempt(
+                error=f"internal error while sending ({type(e).__name__}); the server log "
+                "has the details",
+                retryable=True,
+            )
+
+    async def _post(
+        self,
+        url: str,
+        host: str,
+        secret: str | None,
+        delivery_id: str,
+        timestamp: int,
+        body: bytes,
+        attempt: Callable[..., Attempt],
+    ) -> Attempt:
+        assert self._session is not None
         refusal = self._literal_refusal(host)
         if refusal is not None:
             observe.record_refusal(refusal.rule, "connect")
@@ -213,15 +231,18 @@ class Sender:
                         f"to {host}: HTTP 407 (its credentials are missing or wrong)"
                     )
                 if 300 <= status < 400:
-                    location = response.headers.get("Location", "")
-                    error = f"redirect to {location!r} not followed: webhook URLs must not redirect"
+                    error = (
+                        f"redirect to {_where(response.headers.get('Location', ''), host)} "
+                        "not followed: webhook URLs must not redirect"
+                    )
                 elif status >= 400:
                     error = f"receiver answered HTTP {status}"
+                retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
                 return attempt(
                     status=status,
                     body=text,
                     error=error,
-                    retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                    retry_after=retry_after,
                     retryable=status in RETRYABLE_STATUSES or status >= 500,
                 )
         except TimeoutError:
@@ -245,14 +266,15 @@ class Sender:
             if isinstance(e.os_error, BlockedAddress):
                 observe.record_refusal(e.os_error.refusal.rule, "connect")
                 return attempt(error=f"refused: {e.os_error}")
-            return attempt(error=f"cannot connect: {e.os_error or e}", retryable=True)
+            return attempt(
+                error=f"cannot connect to {host}: {_os_reason(e.os_error)}", retryable=True
+            )
+        except aiohttp.InvalidURL as e:
+            # Only URLs stored before validation read them as the sender does get here.
+            reason = e.description or "aiohttp cannot send to it"
+            return attempt(error=f"invalid webhook URL: host {host} {reason}")
         except (aiohttp.ClientError, OSError) as e:
-            # aiohttp may quote the whole URL, which can hold credentials; the log and the
-            # delivery log get the host only.
-            text = str(e).replace(url, f"{urlsplit(url).scheme}://{host}/…")
-            if self._proxy is not None:  # nor the proxy's URL, which may hold its password
-                text = text.replace(str(self._proxy), _proxy_address(self._proxy))
-            return attempt(error=f"{type(e).__name__}: {text}", retryable=True)
+            return attempt(error=_describe(e), retryable=True)
 
     def _literal_refusal(self, host: str) -> egress.Refusal | None:
         """The egress rule for a URL naming an address, which no resolver sees; applied
@@ -260,7 +282,7 @@ class Sender:
         if not self._policy.checks:
             return None
         try:
-            address = ipaddress.ip_address(host.strip("[]"))
+            address = ipaddress.ip_address(host)
         except ValueError:
             return None
         return self._policy.refusal(host, address)
@@ -269,3 +291,33 @@ class Sender:
 def _proxy_address(proxy: URL | None) -> str:
     """The proxy's host and port, never its credentials."""
     return f"{proxy.host}:{proxy.port}" if proxy is not None else ""
+
+
+def _os_reason(error: OSError) -> str:
+    return error.strerror or type(error).__name__
+
+
+def _describe(error: aiohttp.ClientError | OSError) -> str:
+    """What went wrong, from the error's type and fields that never hold a URL: aiohttp's
+    own messages quote the receiver's URL (spelt as yarl normalised it, so it cannot be
+    found and cut out) and the proxy's, either of which may hold credentials."""
+    if isinstance(error, aiohttp.ServerDisconnectedError):
+        return "the receiver closed the connection before answering"
+    if isinstance(error, aiohttp.ClientResponseError):
+        return f"the receiver's answer is not valid HTTP ({type(error).__name__})"
+    if isinstance(error, aiohttp.ClientPayloadError):
+        return "the receiver's answer ended early or is malformed (ClientPayloadError)"
+    if isinstance(error, OSError):
+        return f"{type(error).__name__}: {_os_reason(error)}"
+    return type(error).__name__
+
+
+def _where(location: str, host: str) -> str:
+    """A redirect's target, scheme and host only (its path may hold credentials too)."""
+    try:
+        target = URL(location)
+    except ValueError:
+        return "an invalid location"
+    if not target.raw_host:
+        return f"another path on {host}"
+    return f"{target.scheme}://{target.raw_host}/…"

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from server import observe
+from server import observe, validation
 from server.delivery.sender import Attempt, Sender, payload
 from server.errors import Unavailable
 from server.store import AttemptRecord, DeliveryStatus, Outcome, Outgoing, Store, now_ms
@@ -94,7 +94,7 @@ def observed(item: Outgoing, outcome: Outcome) -> None:
         OUTCOME_NAMES[outcome.status],
         item.delivery_id,
         item.webhook_id,
-        item.url or "",
+        validation.host_of(item.url or ""),
         attempt.number,
         attempt.response_status,
         attempt.duration_ms,

@@ -99,7 +99,7 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
     response = await handler(request)
     response.headers["X-Request-Id"] = rid
     route = request.match_info.route.resource
-    method = f"{request.method} {route.canonical if route else 'unmatched'}"
+    method = observe.rest_method(request.method, route.canonical if route else None)
     observe.record_call("rest", method, str(response.status), started, rid, request.remote)
     return response
 

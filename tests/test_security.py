@@ -1,0 +1,296 @@
+"""The service tried as an attacker would (issue 13): each test is one break that was found,
+against a real server process over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import aiohttp
+import grpc
+import pytest
+
+from generated import webhook_delivery_pb2 as dpb
+from generated import webhooks_pb2 as pb
+from tests.support import Receiver, ServerProcess, own_server, run_server
+from tests.test_delivery import Api, make_api
+
+TOKEN = "tok-5d1e9a7c3b"
+MV_CREATED = pb.WebhookEvent(entity=pb.MODEL_VERSION, action=pb.CREATED)
+WEBHOOKS = "/api/2.0/mlflow/webhooks"
+VALID = {
+    "name": "valid",
+    "url": "https://example.com/hook",
+    # Not the event the delivery tests publish, so these webhooks get none of them.
+    "events": [{"entity": "PROMPT", "action": "CREATED"}],
+}
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+def method_labels(exposition: str) -> set[str]:
+    """Every value the `method` label takes in the exposition text."""
+    return set(re.findall(r'\bmethod="([^"]*)"', exposition))
+
+
+def sample(exposition: str, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` whose labels include `labels`."""
+    total = 0.0
+    for line in exposition.splitlines():
+        match = re.fullmatch(rf"{re.escape(name)}(?:\{{(.*)\}})? (\S+)", line)
+        if match:
+            found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
+            if all(found.get(k) == v for k, v in labels.items()):
+                total += float(match.group(2))
+    return total
+
+
+async def scrape(server: ServerProcess, token: str | None = None) -> str:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{server.http_url}/metrics", headers=headers) as response,
+    ):
+        assert response.status == 200
+        return await response.text()
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server with the defaults an attacker meets: no auth, bound to loopback, text logs."""
+    proc = own_server(tmp_path_factory.mktemp("plain"), "--retry-schedule", "0.2,0.2")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = own_server(tmp_path_factory.mktemp("guarded"), "--auth-token", TOKEN)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+async def api(plain: ServerProcess) -> AsyncIterator[Api]:
+    async with grpc.aio.insecure_channel(plain.grpc_address) as channel:
+        api = make_api(plain, channel)
+        yield api
+        await api.forget()
+
+
+# -- 1. metric labels -----------------------------------------------------------------------
+
+
+async def made_up_calls(server: ServerProcess, metadata: tuple, tag: str, count: int) -> None:
+    async with grpc.aio.insecure_channel(server.grpc_address) as channel:
+        for i in range(count):
+            for service in ("mlflow.WebhookService", f"made.up.{tag}Service{i}"):
+                call = channel.unary_unary(f"/{service}/madeUp{tag}{i}")
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await call(b"", metadata=metadata, timeout=10)
+                assert refused.value.code() in (
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    grpc.StatusCode.UNIMPLEMENTED,
+                )
+
+
+async def made_up_requests(server: ServerProcess, tag: str, count: int) -> None:
+    async with aiohttp.ClientSession(server.http_url) as http:
+        for i in range(count):
+            # The HTTP parser refuses verbs it does not know (400, before any handler); the
+            # ones it knows but no route takes are answered 405.
+            for verb in (f"MADEUP{tag.upper()}{i}", "PROPFIND", "MKCALENDAR"):
+                async with http.request(verb, f"{WEBHOOKS}/made-up-{tag}-{i}") as response:
+                    assert response.status in (400, 401, 404, 405)
+            async with http.get(f"/made/up/{tag}/{i}") as response:
+                assert response.status in (401, 404)
+
+
+async def test_made_up_methods_share_one_metric_label(
+    guarded: ServerProcess, plain: ServerProcess
+) -> None:
+    count = 30
+    for metadata, tag in [((), "none"), (bearer("wrong"), "wrong"), (bearer(TOKEN), "right")]:
+        await made_up_calls(guarded, metadata, tag, count)
+    await made_up_calls(plain, (), "open", count)
+    await made_up_requests(guarded, "g", count)
+    await made_up_requests(plain, "p", count)
+    for server, token in [(guarded, TOKEN), (plain, None)]:
+        exposition = await scrape(server, token)
+        labels = method_labels(exposition)
+        assert not [label for label in labels if "made" in label.lower()], labels
+        assert len(labels) < 40, labels
+        assert "madeUp" not in server.log() and "MADEUP" not in server.log()
+    # Refused before the method is looked up, and counted under one fixed name.
+    exposition = await scrape(guarded, TOKEN)
+    assert sample(exposition, "webhooks_calls_total", method="unknown", transport="grpc") == (
+        2 * 2 * count
+    )
+
+
+# -- 2. Retry-After -------------------------------------------------------------------------
+
+MALFORMED_RETRY_AFTER = ["²", "٣", "-5", "1e999", "9" * 40, "Tue, 99 Foo 2026 99:99:99 GMT"]
+
+
+@pytest.mark.parametrize("value", MALFORMED_RETRY_AFTER)
+async def test_malformed_retry_after_is_ignored(api: Api, value: str) -> None:
+    receiver = await Receiver().start()
+    try:
+        # The receiver answers a delivery's first attempt 429 with this Retry-After.
+        hook = await api.webhook(f"{receiver.url}/retry-after/{quote(value, safe='')}")
+        [delivery_id] = (await api.publish()).delivery_ids
+        delivery = await api.settled(delivery_id)
+        assert delivery.status == dpb.SUCCEEDED
+        assert [a.response_status for a in delivery.attempts] == [429, 200]
+        # testWebhook answers as for any refusal (the receiver's first call of this id).
+        result = (await api.hooks.testWebhook(pb.TestWebhook(webhook_id=hook.webhook_id))).result
+        assert (result.success, result.response_status) == (False, 429)
+    finally:
+        await receiver.stop()
+
+
+# -- 8. receiver URLs in the logs -----------------------------------------------------------
+
+MARK = "SEKRET"
+
+
+@contextlib.asynccontextmanager
+async def garbage_receiver() -> AsyncIterator[int]:
+    """A receiver whose answer is not HTTP: aiohttp's error for it quotes the whole URL."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+def leaky_urls(port: int) -> list[str]:
+    return [
+        f"http://LOCALHOST:{port}/{MARK}-upper?token={MARK}",
+        f"http://127.0.0.1:{port}/a/../{MARK}-dots/?q={MARK}",
+        f"http://127.0.0.1:{port}/{MARK}-é?x=ü{MARK}",
+        f"http://user:{MARK}pw@127.0.0.1:{port}/{MARK}-userinfo",
+        f"http://127.0.0.1:{port}/{MARK}%2Fencoded?%74oken={MARK}#{MARK}",
+        f"HTTP://127.0.0.1:{port}//{MARK}//double",
+    ]
+
+
+async def test_receiver_urls_reach_neither_log(api: Api) -> None:
+    async with garbage_receiver() as port:
+        hooks = [await api.webhook(url) for url in leaky_urls(port)]
+        for hook in hooks:
+            result = (
+                await api.hooks.testWebhook(pb.TestWebhook(webhook_id=hook.webhook_id))
+            ).result
+            assert not result.success and result.error_message
+            assert MARK not in result.error_message
+        delivery_ids = (await api.publish()).delivery_ids
+        assert len(delivery_ids) == len(hooks)
+        for delivery_id in delivery_ids:
+            async with asyncio.timeout(20):
+                while not (delivery := await api.delivery(delivery_id)).attempts:
+                    await asyncio.sleep(0.05)
+            assert all(a.error and MARK not in a.error for a in delivery.attempts)
+    log = api.server.log()
+    assert "delivery attempt" in log
+    assert MARK not in log, [line for line in log.splitlines() if MARK in line]
+    hosts = set(re.findall(r"delivery attempt .*? host=(\S+)", log))
+    assert hosts <= {"localhost", "127.0.0.1"}, hosts
+
+
+# -- 11. URLs judged by the parser that sends -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://host\\@8.8.8.8/", "https://example.com\\@8.8.8.8/", "http://exa mple.com/"],
+)
+async def test_urls_the_sender_cannot_use_are_refused(api: Api, url: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await api.webhook(url)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details().startswith(f"Invalid webhook URL {url!r}")
+
+
+async def test_numeric_shorthands_are_refused_as_the_sender_refuses_them(api: Api) -> None:
+    # aiohttp takes an all-numeric host for an address and refuses one not written as four
+    # decimal numbers on every send; the resolver would have taken it for 127.0.0.1.
+    receiver = await Receiver().start()
+    try:
+        port = receiver.url.rsplit(":", 1)[1]
+        for host in ["127.1", "2130706433", "0177.0.0.1"]:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await api.webhook(f"http://{host}:{port}/ok")
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "not a canonical IPv4 address" in refused.value.details()
+    finally:
+        await receiver.stop()
+
+
+async def test_a_url_is_delivered_to_where_it_was_judged_to_point(api: Api) -> None:
+    receiver = await Receiver().start()
+    try:
+        port = receiver.url.rsplit(":", 1)[1]
+        # Not numeric to aiohttp, so a name: both the check and the sender's resolver make
+        # it 127.0.0.1.
+        await api.webhook(f"http://0x7f.1:{port}/ok")
+        [delivery_id] = (await api.publish()).delivery_ids
+        assert (await api.settled(delivery_id)).status == dpb.SUCCEEDED
+    finally:
+        await receiver.stop()
+
+
+async def test_hex_loopback_is_refused_without_private_urls(tmp_path: Path) -> None:
+    server = run_server(
+        tmp_path, "--allowed-schemes", "http,https", "--database-url", f"sqlite:///{tmp_path}/w.db"
+    )
+    try:
+        async with grpc.aio.insecure_channel(server.grpc_address) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await make_api(server, channel).webhook("http://0x7f.1/")
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "non-public address (127.0.0.1)" in refused.value.details()
+    finally:
+        assert server.stop() == 0
+
+
+# -- 12. request ids ------------------------------------------------------------------------
+
+FORGED = "abc code=OK peer=10.0.0.1"
+
+
+async def test_a_forged_request_id_is_replaced(plain: ServerProcess) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{plain.http_url}{WEBHOOKS}", headers={"X-Request-Id": FORGED}) as response,
+    ):
+        assert response.status == 200
+        replaced = response.headers["X-Request-Id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", replaced), replaced
+    async with grpc.aio.insecure_channel(plain.grpc_address) as channel:
+        listing = channel.unary_unary(
+            "/mlflow.WebhookService/listWebhooks",
+            request_serializer=pb.ListWebhooks.SerializeToString,
+            response_deserializer=pb.ListWebhooks.Response.FromString,
+        )
+        await listing(pb.ListWebhooks(), metadata=(("x-request-id", FORGED),), timeout=10)
+        await listing(pb.ListWebhooks(), metadata=(("x-request-id", "trace-7.a_B"),), timeout=10)
+    log = plain.log()
+    assert "peer=10.0.0.1" not in log and FORGED not in log
+    assert f"request_id={replaced} " in log
+    assert "request_id=trace-7.a_B " in log
