@@ -4,6 +4,7 @@ log and /metrics."""
 
 from __future__ import annotations
 
+import io
 import logging
 
 import pytest
@@ -77,3 +78,11 @@ def test_throttle_lets_one_line_through_per_period_and_counts_the_rest() -> None
     now[0] += 10
     assert throttle("accept") == 2
     assert throttle("accept") is None
+
+
+def test_access_log_lines_quote_free_text() -> None:
+    stream = io.StringIO()
+    access = observe.AccessLog("text", stream)
+    access.write("webhooks.deliveries", "delivery attempt", {"host": "h", "error": "x code=OK"})
+    access.flush()
+    assert stream.getvalue().endswith(' delivery attempt host=h error="x code=OK"\n')
