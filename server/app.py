@@ -32,6 +32,8 @@ from server.health import BOUND, DatabaseHealth
 from server.retention import Retention
 from server.rpc import CallInterceptor, DeliveryServicer, WebhookServicer, method_names
 from server.shim import app as shim
+from server.shim import connections
+from server.shim.guards import HostRule
 from server.store import Store
 
 log = logging.getLogger("webhooks")
@@ -110,6 +112,7 @@ async def until_stopped(stop: asyncio.Event) -> None:
 
 
 async def serve(config: Config, reuse_port: bool = False) -> None:
+    open_files = connections.raise_open_files_limit()
     tokens = auth.Tokens(config.auth_token, config.auth_token_file)
     stop = stop_signals(on_hangup=tokens.reload)
     tls = tls_contexts(config)
@@ -185,11 +188,24 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
         metrics,
         auth.middleware(tokens) if tokens.enabled else None,
         lambda: database.serving,
+        hosts=HostRule.of(config.http_address.rpartition(":")[0], config.allowed_hosts),
     )
     console.add_routes(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.SockSite(runner, http_sock, ssl_context=tls[1] if tls else None).start()
+    assert runner.server is not None
+    guard = connections.ConnectionGuard(
+        runner.server,
+        config.max_connections or connections.default_max_connections(open_files),
+    )
+    loop = asyncio.get_running_loop()
+    connections.quiet_accept_errors(loop)
+    http_server = await loop.create_server(
+        guard,
+        sock=http_sock,
+        ssl=tls[1] if tls else None,
+        ssl_handshake_timeout=connections.HEADER_TIMEOUT if tls else None,
+    )
     await sender.start()
 
     await grpc_server.start()
@@ -213,6 +229,7 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     await grpc_server.stop(GRACE_SECONDS)
     await core.worker.stop(GRACE_SECONDS)
     await retention.stop()
+    http_server.close()
     await runner.cleanup()
     await sender.close()
     core.close()

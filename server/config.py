@@ -45,6 +45,8 @@ class Config:
     # http://[user:password@]host:port; left out of repr: it may hold a password.
     egress_proxy: str | None = field(default=None, repr=False)
     egress_proxy_bypass: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()  # Host names the shim answers besides loopback ones
+    max_connections: int | None = None  # None: a cap below the open-files limit, at start
 
 
 def _split_address(value: str, flag: str) -> str:
@@ -141,6 +143,18 @@ def _egress_bypass(value: str | None) -> tuple[str, ...]:
     return entries
 
 
+def _host_list(value: str) -> tuple[str, ...]:
+    names = tuple(n.strip().lower() for n in value.split(",") if n.strip())
+    for name in names:
+        bare = name.removeprefix("*.")
+        if name != "*" and (not bare or any(c in bare for c in "/:*@[] ")):
+            raise ConfigError(
+                "--allowed-hosts takes comma-separated host names without ports "
+                f"(a name, *.suffix, or * for any); {name!r} is not one, in {value!r}"
+            )
+    return names
+
+
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -224,6 +238,19 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         None,
         "hosts sent to directly, NO_PROXY style (name and its subdomains, address, CIDR, *)",
     )
+    flag(
+        "--allowed-hosts",
+        "WEBHOOKS_ALLOWED_HOSTS",
+        "",
+        "Host names the HTTP shim answers besides loopback ones (name, *.suffix, *); "
+        "default: loopback names only when bound to loopback, else any",
+    )
+    flag(
+        "--max-connections",
+        "WEBHOOKS_MAX_CONNECTIONS",
+        None,
+        "most HTTP connections open at once; default: half the open-files limit, at most 10000",
+    )
     parser.add_argument(
         "--allow-private-urls",
         action="store_true",
@@ -266,4 +293,10 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         egress_allow=_egress_allow(args.egress_allow),
         egress_proxy=_egress_proxy(args.egress_proxy),
         egress_proxy_bypass=_egress_bypass(args.egress_proxy_bypass),
+        allowed_hosts=_host_list(args.allowed_hosts),
+        max_connections=(
+            _count(args.max_connections, "--max-connections", "connections")
+            if args.max_connections
+            else None
+        ),
     )

@@ -200,6 +200,13 @@ def test_empty_secret_key_is_none() -> None:
         ("--retention-days", "\u00b2"),
         ("--grpc-address", "127.0.0.1:\u00b2"),
         ("--http-address", "127.0.0.1:\u00b9\u00b2"),
+        ("--max-connections", "0"),
+        ("--max-connections", "many"),
+        ("--max-connections", "\u00b2"),
+        ("--allowed-hosts", "hooks.internal:8080"),
+        ("--allowed-hosts", "http://hooks.internal"),
+        ("--allowed-hosts", "a.example,b*c"),
+        ("--allowed-hosts", "*."),
     ],
 )
 def test_bad_flag_value_names_the_flag(flag: str, value: str) -> None:
@@ -427,3 +434,16 @@ def test_a_bad_proxy_url_is_shown_without_its_password() -> None:
     with pytest.raises(ConfigError) as e:
         parse(["--egress-proxy", "https://u:s3cret-pw@p:3128"], {})
     assert "s3cret-pw" not in str(e.value) and "***" in str(e.value)
+
+
+def test_allowed_hosts_and_max_connections() -> None:
+    assert parse([], {}).allowed_hosts == ()
+    assert parse([], {}).max_connections is None  # a cap made from the open-files limit
+    config = parse(
+        ["--allowed-hosts", " Hooks.Internal, *.corp.example ,", "--max-connections", "64"], {}
+    )
+    assert config.allowed_hosts == ("hooks.internal", "*.corp.example")
+    assert config.max_connections == 64
+    config = parse([], {"WEBHOOKS_ALLOWED_HOSTS": "*", "WEBHOOKS_MAX_CONNECTIONS": "9"})
+    assert (config.allowed_hosts, config.max_connections) == (("*",), 9)
+    assert parse(["--max-connections", "5"], {"WEBHOOKS_MAX_CONNECTIONS": "9"}).max_connections == 5

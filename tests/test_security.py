@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
+import resource
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -164,6 +167,237 @@ async def test_malformed_retry_after_is_ignored(api: Api, value: str) -> None:
         assert (result.success, result.response_status) == (False, 429)
     finally:
         await receiver.stop()
+
+
+# -- 3. slow clients ------------------------------------------------------------------------
+
+HALF_REQUEST = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+
+
+def half_open(address: tuple[str, int], count: int) -> list[socket.socket]:
+    sockets = []
+    for _ in range(count):
+        sock = socket.create_connection(address, timeout=30)
+        sock.sendall(HALF_REQUEST)
+        sockets.append(sock)
+    return sockets
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """Waits (bounded by the socket's timeout) for the server to close the connection."""
+    try:
+        while data := sock.recv(4096):
+            assert data.startswith(b"HTTP/1.1 ") or not data, data
+        return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+async def health(server: ServerProcess) -> int:
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
+        http.get(f"{server.http_url}/health") as response,
+    ):
+        return response.status
+
+
+def lower_open_files(limit: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+
+async def test_half_sent_requests_are_closed_and_health_answers(tmp_path: Path) -> None:
+    # The open-files limit of the issue's report, scaled down: more half-sent requests
+    # than the server has file descriptors.
+    server = own_server(tmp_path, preexec=lambda: lower_open_files(256))
+    host, port = server.http_url.removeprefix("http://").rsplit(":", 1)
+    sockets: list[socket.socket] = []
+    try:
+        sockets = await asyncio.to_thread(half_open, (host, int(port)), 300)
+        assert await health(server) == 200
+        closed = await asyncio.gather(*(asyncio.to_thread(closed_by_server, s) for s in sockets))
+        assert all(closed)
+        assert await health(server) == 200
+    finally:
+        for sock in sockets:
+            sock.close()
+        assert server.stop() == 0
+    log = server.log()
+    assert "Too many open files" not in log, log[-2000:]
+
+
+async def test_soft_open_files_limit_is_raised_to_the_hard_one(tmp_path: Path) -> None:
+    def soft_below_hard() -> None:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+    server = own_server(tmp_path, preexec=soft_below_hard)
+    try:
+        assert server.proc is not None
+        limits = Path(f"/proc/{server.proc.pid}/limits").read_text()
+        [line] = [line for line in limits.splitlines() if line.startswith("Max open files")]
+        soft, hard = line.split()[3:5]
+        assert soft == hard == str(resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    finally:
+        assert server.stop() == 0
+
+
+async def test_max_connections_caps_the_connections(tmp_path: Path) -> None:
+    server = own_server(tmp_path, "--max-connections", "8")
+    host, port = server.http_url.removeprefix("http://").rsplit(":", 1)
+    sessions = [aiohttp.ClientSession() for _ in range(8)]
+    try:
+        # Eight clients that finished a request and keep their connections open ...
+        for session in sessions:
+            async with session.get(f"{server.http_url}/health") as response:
+                assert response.status == 200
+        # ... so a ninth is told the server is busy, and closed. (It sends nothing: had it
+        # sent a request, the close could reset the connection before the answer is read.)
+        with socket.create_connection((host, int(port)), timeout=30) as extra:
+            answer = b""
+            while data := extra.recv(4096):
+                answer += data
+        assert answer.startswith(b"HTTP/1.1 503 "), answer
+        # The refused one took no place: the eight are still served.
+        for session in sessions:
+            async with session.get(f"{server.http_url}/health") as response:
+                assert response.status == 200
+    finally:
+        for session in sessions:
+            await session.close()
+        assert server.stop() == 0
+
+
+# -- 4. cross-site writes and DNS rebinding -------------------------------------------------
+
+
+async def post(server: ServerProcess, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
+    # With no Content-Type given, aiohttp would add application/octet-stream.
+    skip = () if "Content-Type" in headers else ("Content-Type",)
+    async with (
+        aiohttp.ClientSession(skip_auto_headers=skip) as http,
+        http.post(f"{server.http_url}{WEBHOOKS}", data=body, headers=headers) as response,
+    ):
+        return response.status, json.loads(await response.read())
+
+
+async def stored(server: ServerProcess) -> list[str]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{server.http_url}{WEBHOOKS}?max_results=1000") as response,
+    ):
+        return [w["name"] for w in (await response.json()).get("webhooks", [])]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "text/plain;charset=UTF-8",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/jsonx",
+        None,
+    ],
+)
+async def test_a_body_must_be_json(plain: ServerProcess, content_type: str | None) -> None:
+    # What a page on any web site can POST cross-site without asking the browser first.
+    headers = {"Content-Type": content_type} if content_type else {}
+    body = json.dumps({**VALID, "name": "cross-site"}).encode()
+    status, reply = await post(plain, body, headers)
+    assert status == 415, reply
+    assert reply["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "Content-Type: application/json" in reply["message"]
+    assert "cross-site" not in await stored(plain)
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON"]
+)
+async def test_json_bodies_are_taken(plain: ServerProcess, content_type: str) -> None:
+    name = f"json-{len(content_type)}"
+    status, reply = await post(
+        plain, json.dumps({**VALID, "name": name}).encode(), {"Content-Type": content_type}
+    )
+    assert status == 200, reply
+    assert name in await stored(plain)
+
+
+async def test_an_empty_body_needs_no_content_type(plain: ServerProcess) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{plain.http_url}/api/2.0/mlflow/webhook-deliveries/none/redeliver") as r,
+    ):
+        assert r.status == 404, await r.text()
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["localhost", "LOCALHOST:8080", "127.0.0.1", "127.1.2.3:80", "[::1]", "[::1]:8080", None],
+)
+async def test_loopback_host_names_are_answered(plain: ServerProcess, host: str | None) -> None:
+    async with (
+        aiohttp.ClientSession(skip_auto_headers=["Host"] if host is None else ()) as http,
+        http.get(f"{plain.http_url}{WEBHOOKS}", headers={"Host": host} if host else {}) as r,
+    ):
+        assert r.status == 200, await r.text()
+
+
+REBOUND = ["attacker.example", "attacker.example:8080", "localhost.attacker.example", "10.0.0.1"]
+
+
+@pytest.mark.parametrize("host", REBOUND)
+async def test_other_host_names_are_refused_on_loopback(plain: ServerProcess, host: str) -> None:
+    # A page of attacker.example whose name the attacker re-points at 127.0.0.1.
+    for method, path in [("GET", WEBHOOKS), ("POST", WEBHOOKS), ("GET", "/metrics")]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(
+                method,
+                f"{plain.http_url}{path}",
+                headers={"Host": host, "Content-Type": "application/json"},
+                data=json.dumps({**VALID, "name": "rebound"}) if method == "POST" else None,
+            ) as response,
+        ):
+            assert response.status == 403
+            reply = await response.json()
+            assert reply["error_code"] == "PERMISSION_DENIED"
+            assert "--allowed-hosts" in reply["message"]
+    assert "rebound" not in await stored(plain)
+
+
+async def test_allowed_hosts_extends_the_loopback_names(tmp_path: Path) -> None:
+    server = own_server(tmp_path, "--allowed-hosts", "hooks.internal,*.corp.example")
+    try:
+        async with aiohttp.ClientSession() as http:
+            for host, status in [
+                ("hooks.internal:8080", 200),
+                ("HOOKS.internal", 200),
+                ("a.corp.example", 200),
+                ("localhost", 200),
+                ("corp.example", 403),
+                ("attacker.example", 403),
+            ]:
+                async with http.get(f"{server.http_url}{WEBHOOKS}", headers={"Host": host}) as r:
+                    assert r.status == status, host
+    finally:
+        assert server.stop() == 0
+
+
+async def test_any_host_name_when_not_bound_to_loopback(tmp_path: Path) -> None:
+    server = own_server(tmp_path, "--http-address", "0.0.0.0:0")
+    port = server.http_url.rsplit(":", 1)[1]
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(
+                f"http://127.0.0.1:{port}{WEBHOOKS}", headers={"Host": "hooks.example.com"}
+            ) as response,
+        ):
+            assert response.status == 200
+    finally:
+        assert server.stop() == 0
 
 
 # -- 8. receiver URLs in the logs -----------------------------------------------------------

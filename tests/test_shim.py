@@ -68,6 +68,8 @@ async def stored_ids(stub: webhooks_pb2_grpc.WebhookServiceStub) -> set[str]:
 async def send(
     http: aiohttp.ClientSession, method: str, path: str, **kwargs: Any
 ) -> tuple[int, Any, aiohttp.ClientResponse]:
+    if "data" in kwargs:  # a body is taken as JSON only (415 otherwise)
+        kwargs.setdefault("headers", {"Content-Type": "application/json"})
     async with http.request(method, path, **kwargs) as response:
         raw = await response.read()
         assert response.content_type == "application/json", raw[:200]

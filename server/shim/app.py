@@ -12,7 +12,8 @@ from aiohttp import web
 
 from server import observe
 from server.errors import ServiceError
-from server.shim import mapping
+from server.shim import guards, mapping
+from server.shim.guards import HostRule
 from server.shim.mapping import Failure
 from server.shim.openapi import document
 from server.shim.routes import Route, routes
@@ -80,7 +81,16 @@ def _handler(route: Route, draining: Callable[[], bool]) -> Handler:
         if request.method == "GET":
             fields = mapping.query_fields(route.request_type, request.query.items())
         else:
-            fields = mapping.parse_body(await request.read())
+            body = await request.read()
+            content_type = request.headers.get("Content-Type")
+            if body and not guards.is_json(content_type):
+                raise Failure(
+                    415,
+                    "INVALID_PARAMETER_VALUE",
+                    "The request body must be JSON, sent with 'Content-Type: application/json' "
+                    f"(got {content_type or 'no Content-Type'!r:.80}).",
+                )
+            fields = mapping.parse_body(body)
         message = mapping.to_message(route.request_class, fields, request.match_info)
         try:
             response = await route.call(message)
@@ -89,6 +99,26 @@ def _handler(route: Route, draining: Callable[[], bool]) -> Handler:
         return _json(mapping.to_json(response))
 
     return handle
+
+
+def _host_guard(hosts: HostRule) -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def only_allowed_hosts(request: web.Request, handler: Handler) -> web.StreamResponse:
+        host = request.headers.get("Host")
+        if hosts.allows(host):
+            return await handler(request)
+        return _failure_response(
+            Failure(
+                403,
+                "PERMISSION_DENIED",
+                f"Host {host!r:.100} is not served here: this server answers loopback names "
+                "(localhost, 127.0.0.1, [::1]) and those of --allowed-hosts only, so that web "
+                "pages cannot reach it by DNS rebinding. Start it with --allowed-hosts NAME "
+                "to answer another name.",
+            )
+        )
+
+    return only_allowed_hosts
 
 
 @web.middleware
@@ -111,10 +141,12 @@ def build(
     metrics: Callable[[], Awaitable[bytes]] | None = None,
     auth: Callable[..., Awaitable[web.StreamResponse]] | None = None,
     database_answers: Callable[[], bool] = lambda: True,
+    hosts: HostRule | None = None,
 ) -> web.Application:
     """`servicers` maps a full service name ("mlflow.WebhookService") to its servicer;
     `metrics` renders GET /metrics; `auth`, when given, guards every route but /health;
-    `database_answers` says whether the background database probe last succeeded."""
+    `database_answers` says whether the background database probe last succeeded; `hosts`
+    says which Host headers are answered (all when None)."""
     found = routes(servicers)
     for route in found:  # the response converters, compiled once, now
         mapping.compiled(route.response_type)
@@ -130,7 +162,12 @@ def build(
     async def openapi_json(_: web.Request) -> web.Response:
         return _json(openapi)
 
-    middlewares = [_observe, *([auth] if auth else []), _errors]
+    middlewares = [
+        _observe,
+        *([_host_guard(hosts)] if hosts is not None and not hosts.any_host else []),
+        *([auth] if auth else []),
+        _errors,
+    ]
     app = web.Application(middlewares=middlewares, client_max_size=max_request_bytes)
     app[MAX_REQUEST_BYTES] = max_request_bytes
     app.router.add_get("/health", health)
