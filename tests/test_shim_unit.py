@@ -3,9 +3,12 @@ headers are answered. tests/test_security.py checks a real server."""
 
 from __future__ import annotations
 
+import asyncio
+import errno
+
 import pytest
 
-from server.shim.connections import default_max_connections
+from server.shim.connections import default_max_connections, quiet_accept_errors
 from server.shim.guards import HostRule, host_name, is_json
 
 
@@ -118,3 +121,22 @@ def test_default_max_connections_stays_below_the_open_files_limit(
     open_files: int, cap: int
 ) -> None:
     assert default_max_connections(open_files) == cap
+
+
+def test_accept_errors_are_logged_once_per_period(caplog: pytest.LogCaptureFixture) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        quiet_accept_errors(loop)
+        for _ in range(1000):
+            loop.call_exception_handler(
+                {
+                    "message": "socket.accept() out of system resource",
+                    "exception": OSError(errno.EMFILE, "Too many open files"),
+                }
+            )
+        loop.call_exception_handler({"message": "something else", "exception": ValueError("x")})
+    finally:
+        loop.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("cannot accept connections: Too many open files" in line for line in lines) == 1
+    assert any("something else" in line for line in lines)  # other errors as asyncio logs them
