@@ -380,7 +380,7 @@ class WebhookCore:
             OUTCOME_NAMES.get(status, "failed"),
             item.delivery_id,
             item.webhook_id,
-            item.url,
+            validation.host_of(item.url),
             number,
             attempt.status,
             attempt.duration_ms,
