@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
+from server import egress
 from server.delivery import retry_after
 from server.delivery.retry_after import parse_retry_after
 from server.delivery.sender import Attempt, Sender, headers, signature
@@ -212,7 +213,7 @@ async def receiver_url() -> AsyncIterator[str]:
 
 @pytest.fixture
 async def sender() -> AsyncIterator[Sender]:
-    sender = Sender(timeout=5, allow_private=True)
+    sender = Sender(timeout=5, policy=egress.Policy(allow_private=True))
     await sender.start()
     yield sender
     await sender.close()

@@ -512,7 +512,7 @@ async def test_hex_loopback_is_refused_without_private_urls(tmp_path: Path) -> N
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await make_api(server, channel).webhook("http://0x7f.1/")
             assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-            assert "non-public address (127.0.0.1)" in refused.value.details()
+            assert "resolves to 127.0.0.1, refused by the private rule" in refused.value.details()
     finally:
         assert server.stop() == 0
 

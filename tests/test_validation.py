@@ -414,7 +414,7 @@ async def test_url_refuses_private_hosts(url: str) -> None:
 async def test_url_refuses_what_aiohttp_refuses_to_send_to(url: str, allow_private: bool) -> None:
     # The sender refuses a non-canonical IPv4 address on every send, so create refuses it.
     with pytest.raises(InvalidArgument) as e:
-        await validation.url(url, BOTH, allow_private=allow_private)
+        await validation.url(url, BOTH, policy=egress.Policy(allow_private=allow_private))
     assert message_of(e).startswith(f"Invalid webhook URL {url!r}: ")
     assert "canonical IPv4 address" in message_of(e)
 
@@ -435,7 +435,7 @@ async def test_url_is_read_by_the_parser_that_sends(
     url: str, reason: str, allow_private: bool
 ) -> None:
     with pytest.raises(InvalidArgument) as e:
-        await validation.url(url, BOTH, allow_private=allow_private)
+        await validation.url(url, BOTH, policy=egress.Policy(allow_private=allow_private))
     assert message_of(e).startswith(f"Invalid webhook URL {url!r}: ")
     assert reason in message_of(e)
 
