@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+# `make run ARGS="--allow-private-urls --allowed-schemes http,https"` passes flags on.
+ARGS ?=
 
 # `make generate OUT=dir` writes elsewhere; the test that checks generated/ is current uses it.
 OUT ?= generated
@@ -11,16 +14,25 @@ PROTOS := $(shell cd protos && find . -name '*.proto' | sed 's|^\./||' | sort)
 
 .PHONY: run test generate lint bench clean chromium
 
-$(STAMP): setup.cfg pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		(echo "Python 3.11 or newer is needed (set PYTHON=python3.x)" >&2; exit 1)
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
 
-run: $(STAMP)
-	$(BIN)/webhooks-server
+# Everything the tests, the linters and `make generate` need.
+$(STAMP): setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP) $(RUN_STAMP)
+
+# Only what serving needs, with pip's progress shown: the first `make run` takes a minute.
+$(RUN_STAMP): setup.cfg pyproject.toml | $(BIN)/python
+	@echo "Installing the server's dependencies into $(VENV) ..."
+	$(BIN)/python -m pip install --progress-bar on -e .
+	touch $(RUN_STAMP)
+
+run: $(RUN_STAMP)
+	$(BIN)/webhooks-server $(ARGS)
 
 # protoc names imports after the .proto paths ("import databricks_pb2"); the sed makes them
 # package imports so `from generated import webhooks_pb2` works without sys.path changes.

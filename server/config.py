@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import math
 import os
 from collections.abc import Sequence
@@ -159,6 +160,14 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def version() -> str:
+    """The installed distribution's version (`make` installs the clone in editable mode)."""
+    try:
+        return importlib.metadata.version("mlflow-webhooks-service")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> Config:
     """Builds the Config from flags, falling back to WEBHOOKS_* variables, then to defaults."""
     env = dict(os.environ if environ is None else environ)
@@ -167,9 +176,14 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         prog="webhooks-server", description="MLflow Model Registry webhooks service"
     )
 
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+
     def flag(name: str, env_name: str, default: object, help_text: str) -> None:
+        shown = "none" if default is None else default
         parser.add_argument(
-            name, default=env.get(env_name, default), help=f"{help_text} [{env_name}]"
+            name,
+            default=env.get(env_name, default),
+            help=f"{help_text} [{env_name}; default: {shown}]",
         )
 
     flag("--grpc-address", "WEBHOOKS_GRPC_ADDRESS", defaults.grpc_address, "gRPC HOST:PORT")
@@ -255,7 +269,8 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         "--allow-private-urls",
         action="store_true",
         default=_truthy(env.get("WEBHOOKS_ALLOW_PRIVATE_URLS")),
-        help="allow loopback and private addresses [WEBHOOKS_ALLOW_PRIVATE_URLS=true]",
+        help="allow loopback and private addresses, and make no DNS look-up at create and "
+        "update [WEBHOOKS_ALLOW_PRIVATE_URLS=true; default: off]",
     )
     args = parser.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):

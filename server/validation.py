@@ -205,7 +205,8 @@ async def allowed_host(host: str, shown: str, policy: egress.Policy) -> list[IPA
     except (OSError, UnicodeError) as e:
         raise InvalidArgument(
             f"Webhook URL host {host!r} does not resolve ({e}); use a host name with a public "
-            "DNS record."
+            "DNS record. Offline, or for a receiver on your own machine, start the server "
+            "with --allow-private-urls: it skips this public-DNS rule."
         ) from None
     for address in addresses:
         refusal = policy.refusal(host, address)

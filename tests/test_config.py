@@ -3,6 +3,8 @@ naming the flag for every value the server cannot use."""
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import pytest
 
 from server.config import DEFAULT_RETRY_SCHEDULE, Config, ConfigError, parse
@@ -247,6 +249,32 @@ def test_unknown_flag_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
         parse(["--no-such-flag"], {})
     assert e.value.code == 2
     assert "--no-such-flag" in capsys.readouterr().err
+
+
+def test_help_shows_each_default(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse(["--help"], {})
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for default in [
+        "default: 127.0.0.1:50051",
+        "default: 127.0.0.1:8080",
+        "default: sqlite:///webhooks.db",
+        "default: https",
+        "default: 5,300,1800,7200,18000,36000,36000",
+        "default: 15",
+        "default: 1048576",
+        "default: text",
+    ]:
+        assert default in out, default
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        parse(["--version"], {})
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == (
+        f"webhooks-server {importlib.metadata.version('mlflow-webhooks-service')}"
+    )
 
 
 def test_help_names_each_environment_variable(capsys: pytest.CaptureFixture[str]) -> None:

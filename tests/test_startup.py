@@ -204,3 +204,39 @@ def test_a_failed_start_leaves_no_new_key_file(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "cannot decrypt" in done.stderr and "Traceback" not in done.stderr
     assert not key_file.exists()
+
+
+def test_json_logs_on_stderr_and_plain_listening_lines_on_stdout(tmp_path: Path) -> None:
+    """--log-format json makes every log line JSON, on standard error; the listening lines
+    stay plain text on standard output, where scripts and supervisors read them."""
+    server = own_server(tmp_path, "--log-format", "json")
+    try:
+        with urllib.request.urlopen(f"{server.http_url}/health", timeout=30) as response:  # noqa: S310
+            assert response.status == 200
+    finally:
+        assert server.stop() == 0
+    lines = server.log().splitlines()
+    assert lines, "nothing was logged"
+    for line in lines:
+        entry = json.loads(line)
+        assert {"time", "level", "logger", "message"} <= set(entry), line
+    assert server.grpc_address and server.http_url  # read from the plain stdout lines
+
+
+def test_make_run_installs_only_what_serving_needs_and_passes_args() -> None:
+    """`make run` installs the package without the test extras, with pip's progress shown,
+    and hands ARGS to the server (dry run: -n prints the commands, -B as on a fresh clone)."""
+    done = subprocess.run(
+        ["make", "-n", "-B", "run", "ARGS=--allow-private-urls --allowed-schemes http,https"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    installs = [line for line in lines if "pip install" in line and "upgrade pip" not in line]
+    assert installs == [".venv/bin/python -m pip install --progress-bar on -e ."], lines
+    assert lines[-1] == (
+        ".venv/bin/webhooks-server --allow-private-urls --allowed-schemes http,https"
+    )

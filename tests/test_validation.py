@@ -459,6 +459,8 @@ async def test_url_refuses_unresolvable_host() -> None:
     text = message_of(e)
     assert "'no-such-host.invalid'" in text
     assert "does not resolve" in text
+    # Says how to run where there is no outbound DNS (a laptop offline, a local receiver).
+    assert "--allow-private-urls" in text
 
 
 async def test_url_accepts_public_literal_without_dns() -> None:
