@@ -1,13 +1,18 @@
-"""`webhooks-server` and `python -m server`."""
+"""`webhooks-server` and `python -m server`; `webhooks-server backup PATH` and
+`copy-database TARGET_URL` copy the database (server/backup.py)."""
 
 from __future__ import annotations
 
 import sys
 
-from server import app, config, supervisor
+from server import app, backup, config, supervisor
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["backup"]:
+        return backup.main(sys.argv[2:])
+    if sys.argv[1:2] == ["copy-database"]:
+        return backup.copy_main(sys.argv[2:])
     try:
         cfg = config.parse()
     except config.ConfigError as e:
