@@ -38,18 +38,22 @@ def dependencies_stale() -> bool:
     return installed.stat().st_mtime < newest
 
 
-@pytest.mark.timeout(600)
-def test_node_client_suite(tmp_path: Path) -> None:
-    node, npm = tool("node"), tool("npm")
+def install_dependencies() -> None:
     if dependencies_stale():
         installed = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
+            [tool("npm"), "ci", "--no-audit", "--no-fund"],
             cwd=NODE_DIR,
             capture_output=True,
             text=True,
             timeout=400,
         )
         assert installed.returncode == 0, f"npm ci failed:\n{installed.stdout}{installed.stderr}"
+
+
+@pytest.mark.timeout(600)
+def test_node_client_suite(tmp_path: Path) -> None:
+    node = tool("node")
+    install_dependencies()
 
     # With a token and TLS, so the suite covers the client's metadata and credentials too.
     ca, cert, key = make_certificates(tmp_path)
@@ -91,3 +95,29 @@ def test_node_client_suite(tmp_path: Path) -> None:
     passed = re.search(r"^# pass (\d+)$", result.stdout, re.MULTILINE)
     assert passed and int(passed.group(1)) >= 4, output
     assert re.search(r"^# fail 0$", result.stdout, re.MULTILINE), output
+
+
+@pytest.mark.timeout(600)
+def test_clients_md_node_example_runs_from_the_clone_root(tmp_path: Path) -> None:
+    """docs/clients.md's Node.js example, as written, run from the clone's root (where its
+    require('./clients/node') points) against a server of its own."""
+    node = tool("node")
+    install_dependencies()
+    doc = (ROOT / "docs" / "clients.md").read_text()
+    [example] = re.findall(r"^```js\n(.*?)^```", doc, re.MULTILINE | re.DOTALL)
+    server = run_server(
+        tmp_path, *PERMISSIVE, "--database-url", f"sqlite:///{tmp_path}/webhooks.db"
+    )
+    try:
+        result = subprocess.run(
+            [node, "-e", example.replace("127.0.0.1:50051", server.grpc_address)],
+            cwd=ROOT,
+            env={k: v for k, v in os.environ.items() if k != "WEBHOOKS_AUTH_TOKEN"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ACTIVE" in result.stdout
