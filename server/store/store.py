@@ -295,12 +295,14 @@ def _rows(count: int, width: int) -> str:
 
 class _Fit:
     """Which due rows one claim takes: at most `limit`, none of a busy webhook, and no more
-    of a webhook than room(webhook) (when given)."""
+    of a webhook than room(webhook) (when given). It counts what it has handed out across
+    calls, so rows another replica locked first can be given back and others taken."""
 
     def __init__(self, limit: int, busy: set[str], room: Callable[[str], int] | None) -> None:
         self.limit = limit
         self._busy = busy
         self._room = room
+        self._taken: Counter[str] = Counter()
 
     def room(self, webhook_id: str) -> int:
         if webhook_id in self._busy:
@@ -310,15 +312,19 @@ class _Fit:
     def take(self, due: Sequence[tuple[str, str]], cap: int) -> list[str]:
         """The ids of `due` (oldest first) that fit, at most `cap` of them."""
         ids: list[str] = []
-        taken: Counter[str] = Counter()
         for delivery_id, webhook_id in due:
             if len(ids) == cap:
                 break
-            if taken[webhook_id] >= self.room(webhook_id):
+            if self._taken[webhook_id] >= self.room(webhook_id):
                 continue  # not leased: due again at the next claim, here or anywhere
-            taken[webhook_id] += 1
+            self._taken[webhook_id] += 1
             ids.append(delivery_id)
         return ids
+
+    def give_back(self, rows: Sequence[tuple[str, str]]) -> None:
+        """Rows taken but not had (another claim locked them first) free their room."""
+        for _, webhook_id in rows:
+            self._taken[webhook_id] -= 1
 
 
 @functools.lru_cache(maxsize=256)
@@ -853,27 +859,44 @@ class Store:
         ).fetchall()
         chosen = fits.take(due, window)
         if len(chosen) < limit and len(due) == window:
-            chosen = self._due_by_webhook(now, fits)
-        if self.is_sqlite:  # its write lock already excludes every other claim
-            ids = chosen[:limit]
-        elif chosen:
-            ids = [
-                delivery_id
-                for (delivery_id,) in self._sql(
-                    LOCK_CHOSEN.format(ids=_row(len(chosen))),
-                    [DeliveryStatus.PENDING, now, *chosen, limit],
-                ).fetchall()
-            ]
-        else:
-            ids = []
+            fits = _Fit(limit, busy_webhooks, room)
+            due = self._due_by_webhook(now, fits)
+            chosen = fits.take(due, len(due))
+        # SQLite's write lock already excludes every other claim.
+        ids = chosen[:limit] if self.is_sqlite else self._lock(due, chosen, fits, limit, now)
         if not ids:
             return []
         self._sql(LEASE + _row(len(ids)), [owner, now + lease_ms, *ids])
         return self._outgoing(ids)
 
-    def _due_by_webhook(self, now: int, fits: _Fit) -> list[str]:
-        """The oldest due rows of each webhook with room, as many as it has room for, oldest
-        first: one index seek per webhook with pending rows."""
+    def _lock(
+        self, due: list[tuple[str, str]], chosen: list[str], fits: _Fit, limit: int, now: int
+    ) -> list[str]:
+        """PostgreSQL: locks the chosen rows, skipping those another replica's claim holds,
+        and tries the next fitting rows in their place: replicas claiming at once read the
+        same due rows, and the later one would otherwise come away with none."""
+        ids: list[str] = []
+        tried: set[str] = set()
+        while chosen and len(ids) < limit:
+            got = [
+                delivery_id
+                for (delivery_id,) in self._sql(
+                    LOCK_CHOSEN.format(ids=_row(len(chosen))),
+                    [DeliveryStatus.PENDING, now, *chosen, limit - len(ids)],
+                ).fetchall()
+            ]
+            ids += got
+            tried.update(chosen)
+            missed = set(chosen).difference(got)
+            if not missed:
+                break
+            fits.give_back([row for row in due if row[0] in missed])
+            chosen = fits.take([row for row in due if row[0] not in tried], limit - len(ids))
+        return ids
+
+    def _due_by_webhook(self, now: int, fits: _Fit) -> list[tuple[str, str]]:
+        """The oldest due rows (id, webhook) of each webhook with room, as many as it has
+        room for, oldest first: one index seek per webhook with pending rows."""
         pending = DeliveryStatus.PENDING
         hooks = [
             hook
@@ -888,7 +911,7 @@ class Store:
                 params += [pending, hook, now, now, min(fits.limit, fits.room(hook))]
             rows += self._sql(text, params).fetchall()
         rows.sort(key=lambda row: row[2])
-        return fits.take([row[:2] for row in rows], len(rows))
+        return [row[:2] for row in rows]
 
     def outgoing(self, delivery_id: str) -> Outgoing | None:
         found = self._outgoing([delivery_id])
