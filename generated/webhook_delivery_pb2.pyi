@@ -201,3 +201,37 @@ class ListEventTypes(_message.Message):
         event_types: _containers.RepeatedCompositeFieldContainer[EventType]
         def __init__(self, event_types: _Optional[_Iterable[_Union[EventType, _Mapping]]] = ...) -> None: ...
     def __init__(self) -> None: ...
+
+class WebhookFilter(_message.Message):
+    __slots__ = ("names", "aliases", "tag_keys")
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    TAG_KEYS_FIELD_NUMBER: _ClassVar[int]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    tag_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, names: _Optional[_Iterable[str]] = ..., aliases: _Optional[_Iterable[str]] = ..., tag_keys: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SetWebhookFilter(_message.Message):
+    __slots__ = ("webhook_id", "filter")
+    class Response(_message.Message):
+        __slots__ = ("filter",)
+        FILTER_FIELD_NUMBER: _ClassVar[int]
+        filter: WebhookFilter
+        def __init__(self, filter: _Optional[_Union[WebhookFilter, _Mapping]] = ...) -> None: ...
+    WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    webhook_id: str
+    filter: WebhookFilter
+    def __init__(self, webhook_id: _Optional[str] = ..., filter: _Optional[_Union[WebhookFilter, _Mapping]] = ...) -> None: ...
+
+class GetWebhookFilter(_message.Message):
+    __slots__ = ("webhook_id",)
+    class Response(_message.Message):
+        __slots__ = ("filter",)
+        FILTER_FIELD_NUMBER: _ClassVar[int]
+        filter: WebhookFilter
+        def __init__(self, filter: _Optional[_Union[WebhookFilter, _Mapping]] = ...) -> None: ...
+    WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    webhook_id: str
+    def __init__(self, webhook_id: _Optional[str] = ...) -> None: ...

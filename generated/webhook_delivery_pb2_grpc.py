@@ -64,6 +64,16 @@ class WebhookDeliveryServiceStub:
                 request_serializer=webhook__delivery__pb2.GetWebhookHealth.SerializeToString,
                 response_deserializer=webhook__delivery__pb2.GetWebhookHealth.Response.FromString,
                 _registered_method=True)
+        self.setWebhookFilter = channel.unary_unary(
+                '/mlflow.WebhookDeliveryService/setWebhookFilter',
+                request_serializer=webhook__delivery__pb2.SetWebhookFilter.SerializeToString,
+                response_deserializer=webhook__delivery__pb2.SetWebhookFilter.Response.FromString,
+                _registered_method=True)
+        self.getWebhookFilter = channel.unary_unary(
+                '/mlflow.WebhookDeliveryService/getWebhookFilter',
+                request_serializer=webhook__delivery__pb2.GetWebhookFilter.SerializeToString,
+                response_deserializer=webhook__delivery__pb2.GetWebhookFilter.Response.FromString,
+                _registered_method=True)
         self.listEventTypes = channel.unary_unary(
                 '/mlflow.WebhookDeliveryService/listEventTypes',
                 request_serializer=webhook__delivery__pb2.ListEventTypes.SerializeToString,
@@ -117,6 +127,21 @@ class WebhookDeliveryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def setWebhookFilter(self, request, context):
+        """Sets which events of its subscribed types a webhook gets, by the event's data; an empty
+        filter (or none given) removes it, so the webhook gets every event of its types again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def getWebhookFilter(self, request, context):
+        """A webhook's filter; empty when it has none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def listEventTypes(self, request, context):
         """The events a webhook may subscribe to and a producer may publish, with their data fields.
         """
@@ -156,6 +181,16 @@ def add_WebhookDeliveryServiceServicer_to_server(servicer, server):
                     servicer.getWebhookHealth,
                     request_deserializer=webhook__delivery__pb2.GetWebhookHealth.FromString,
                     response_serializer=webhook__delivery__pb2.GetWebhookHealth.Response.SerializeToString,
+            ),
+            'setWebhookFilter': grpc.unary_unary_rpc_method_handler(
+                    servicer.setWebhookFilter,
+                    request_deserializer=webhook__delivery__pb2.SetWebhookFilter.FromString,
+                    response_serializer=webhook__delivery__pb2.SetWebhookFilter.Response.SerializeToString,
+            ),
+            'getWebhookFilter': grpc.unary_unary_rpc_method_handler(
+                    servicer.getWebhookFilter,
+                    request_deserializer=webhook__delivery__pb2.GetWebhookFilter.FromString,
+                    response_serializer=webhook__delivery__pb2.GetWebhookFilter.Response.SerializeToString,
             ),
             'listEventTypes': grpc.unary_unary_rpc_method_handler(
                     servicer.listEventTypes,
@@ -325,6 +360,60 @@ class WebhookDeliveryService:
             '/mlflow.WebhookDeliveryService/getWebhookHealth',
             webhook__delivery__pb2.GetWebhookHealth.SerializeToString,
             webhook__delivery__pb2.GetWebhookHealth.Response.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def setWebhookFilter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlflow.WebhookDeliveryService/setWebhookFilter',
+            webhook__delivery__pb2.SetWebhookFilter.SerializeToString,
+            webhook__delivery__pb2.SetWebhookFilter.Response.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def getWebhookFilter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlflow.WebhookDeliveryService/getWebhookFilter',
+            webhook__delivery__pb2.GetWebhookFilter.SerializeToString,
+            webhook__delivery__pb2.GetWebhookFilter.Response.FromString,
             options,
             channel_credentials,
             insecure,

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TypeVar
 
-from server import egress, events, observe, validation
+from server import egress, events, filters, observe, validation
 from server.config import Config
 from server.delivery.sender import Attempt, Sender, iso_now, payload
 from server.delivery.worker import (
@@ -223,12 +223,45 @@ class WebhookCore:
         if not await self.db(self._store.delete_webhook, required(webhook_id, "webhook_id")):
             raise not_found(webhook_id)
 
-    async def test_webhook(self, webhook_id: str, event: tuple[int, int] | None) -> Attempt:
+    async def set_webhook_filter(
+        self,
+        webhook_id: str,
+        names: Sequence[str] = (),
+        aliases: Sequence[str] = (),
+        tag_keys: Sequence[str] = (),
+    ) -> filters.Filter:
+        """Stores a webhook's filter; an empty one removes it."""
+        required(webhook_id, "webhook_id")
+        spec = filters.validated(list(names), list(aliases), list(tag_keys))
+        if not await self.db(self._store.set_filter, required(webhook_id, "webhook_id"), spec):
+            raise not_found(webhook_id)
+        return spec
+
+    async def get_webhook_filter(self, webhook_id: str) -> filters.Filter:
+        found = await self.read(self._store.get_filter, required(webhook_id, "webhook_id"))
+        if found is None:
+            raise not_found(webhook_id)
+        return found
+
+    async def test_webhook(
+        self, webhook_id: str, event: tuple[int, int] | None
+    ) -> tuple[Attempt, str | None]:
         """Sends the example payload of `event` (default: the webhook's first) once, now,
-        whatever the webhook's status, and logs it as a test delivery."""
+        whatever the webhook's status, and logs it as a test delivery. Also answers, when the
+        webhook's filter would leave a published event like the example out, why: the test
+        is sent all the same, since it checks the receiver, not the filter."""
         webhook = await self.get_webhook(webhook_id)
         chosen = validation.event(*event) if event is not None else webhook.events[0]
-        record = _event_record(chosen, events.EVENTS[chosen].example, None)
+        example = events.EVENTS[chosen].example
+        spec = await self.get_webhook_filter(webhook_id)
+        why = spec.why_not(example)
+        filtered = (
+            None
+            if why is None
+            else "The webhook's filter would leave a published event like this example out, "
+            f"so it would make no delivery: {why}. The test was sent all the same."
+        )
+        record = _event_record(chosen, example, None)
         delivery_id = str(uuid.uuid4())
         assert record.payload is not None  # _event_record always makes it
         body = record.payload.encode()
@@ -246,7 +279,7 @@ class WebhookCore:
             attempt.error,
         )
         await self.db(self._store.record_test, record, webhook.id, delivery_id, outcome)
-        return attempt
+        return attempt, filtered
 
     # -- events and deliveries -----------------------------------------------------------
 

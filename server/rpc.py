@@ -20,7 +20,7 @@ from generated import webhook_delivery_pb2 as dpb
 from generated import webhook_delivery_pb2_grpc as dpb_grpc
 from generated import webhooks_pb2 as pb
 from generated import webhooks_pb2_grpc as pb_grpc
-from server import observe
+from server import filters, observe
 from server.core import WebhookCore
 from server.errors import Code, InvalidArgument, ServiceError
 from server.store import AttemptRecord, DeliveryRecord, Health, WebhookRecord
@@ -96,13 +96,17 @@ class WebhookServicer(pb_grpc.WebhookServiceServicer):
 
     async def testWebhook(self, request: pb.TestWebhook, context: object) -> Any:
         event = (request.event.entity, request.event.action) if request.HasField("event") else None
-        attempt = await self._core.test_webhook(request.webhook_id, event)
+        attempt, filtered = await self._core.test_webhook(request.webhook_id, event)
         result = pb.WebhookTestResult(success=attempt.succeeded)
         if attempt.status is not None:
             result.response_status = attempt.status
             result.response_body = attempt.body
-        if attempt.error:
-            result.error_message = attempt.error
+        # MLflow's result has no field for the filter's verdict: error_message carries it,
+        # after the attempt's own error if there was one.
+        if attempt.error and filtered:
+            result.error_message = f"{attempt.error.rstrip('.')}. {filtered}"
+        elif attempt.error or filtered:
+            result.error_message = attempt.error or filtered
         return pb.TestWebhook.Response(result=result)
 
 
@@ -153,6 +157,10 @@ def health_message(health: Health) -> dpb.WebhookHealth:
     if health.disabled_timestamp is not None:
         message.disabled_timestamp = health.disabled_timestamp
     return message
+
+
+def filter_message(spec: filters.Filter) -> dpb.WebhookFilter:
+    return dpb.WebhookFilter(names=spec.names, aliases=spec.aliases, tag_keys=spec.tag_keys)
 
 
 def plain_json(struct: struct_pb2.Struct) -> dict[str, Any]:
@@ -253,6 +261,17 @@ class DeliveryServicer(dpb_grpc.WebhookDeliveryServiceServicer):
                 for (entity, action), name, fields in self._core.event_types()
             ]
         )
+
+    async def setWebhookFilter(self, request: dpb.SetWebhookFilter, context: object) -> Any:
+        given = request.filter
+        stored = await self._core.set_webhook_filter(
+            request.webhook_id, given.names, given.aliases, given.tag_keys
+        )
+        return dpb.SetWebhookFilter.Response(filter=filter_message(stored))
+
+    async def getWebhookFilter(self, request: dpb.GetWebhookFilter, context: object) -> Any:
+        found = await self._core.get_webhook_filter(request.webhook_id)
+        return dpb.GetWebhookFilter.Response(filter=filter_message(found))
 
     async def getWebhookHealth(self, request: dpb.GetWebhookHealth, context: object) -> Any:
         found = await self._core.webhook_health(list(request.webhook_ids))

@@ -702,6 +702,175 @@ CASES = [
 ]
 
 
+# ---- filters per webhook (issue 14) ------------------------------------------------------
+
+ALIAS_CREATED = pb.WebhookEvent(entity=pb.MODEL_VERSION_ALIAS, action=pb.CREATED)
+
+
+def mv_data(name: str) -> dict[str, Any]:
+    return {**MV_DATA, "name": name}
+
+
+def webhook_filter(**parts: list[str]) -> Request:
+    return lambda ctx: dpb.SetWebhookFilter(webhook_id=ctx.id, filter=dpb.WebhookFilter(**parts))
+
+
+async def set_filter(ctx: Ctx, webhook_id: str, **parts: list[str]) -> None:
+    request = dpb.SetWebhookFilter(webhook_id=webhook_id, filter=dpb.WebhookFilter(**parts))
+    await ctx.ok("setWebhookFilter", request)
+
+
+async def each_gets_its_own(ctx: Ctx, _: Any) -> None:
+    """Four webhooks to one receiver, three with filters; eight events, each matching some
+    of them. Each webhook has a delivery, logged and sent, for exactly the events its
+    filter takes. Names are this run's own, as the session server's other webhooks get
+    these events too."""
+    assert ctx.receiver is not None
+    run = uuid.uuid4().hex[:8]
+    fraud = await hook_at(ctx, "/ok", MV_CREATED, ALIAS_CREATED)
+    await set_filter(ctx, fraud, names=[f"fraud-{run}-*"], aliases=["champion"])
+    churn = await hook_at(ctx, "/ok", MV_CREATED, ALIAS_CREATED)
+    await set_filter(ctx, churn, names=[f"churn-{run}", f"churn-{run}-v[0-9]"])
+    owners = await hook_at(ctx, "/ok", TAG_SET)
+    await set_filter(ctx, owners, names=[f"*-{run}*"], tag_keys=["owner", "team"])
+    everything = await hook_at(ctx, "/ok", MV_CREATED, ALIAS_CREATED, TAG_SET)
+    ours = {fraud, churn, owners, everything}
+    alias = {"name": f"fraud-{run}-a", "version": "1"}
+    tag = {"name": f"churn-{run}", "version": "1", "value": "x"}
+    cases = [
+        (MV_CREATED, mv_data(f"fraud-{run}-a"), {fraud, everything}),
+        (MV_CREATED, mv_data(f"churn-{run}"), {churn, everything}),
+        (MV_CREATED, mv_data(f"churn-{run}-v2"), {churn, everything}),
+        (MV_CREATED, mv_data(f"churn-{run}-v22"), {everything}),
+        (MV_CREATED, mv_data(f"other-{run}"), {everything}),
+        (ALIAS_CREATED, {**alias, "alias": "champion"}, {fraud, everything}),
+        (ALIAS_CREATED, {**alias, "alias": "staging"}, {everything}),
+        (TAG_SET, {**tag, "key": "owner"}, {owners, everything}),
+        (TAG_SET, {**tag, "key": "stage"}, {everything}),
+    ]
+    expected: dict[str, set[str]] = {hook: set() for hook in ours}  # webhook -> event ids
+    sent: set[str] = set()  # delivery ids to our webhooks
+    for event, data, takers in cases:
+        struct = struct_pb2.Struct()
+        struct.update(data)
+        published = await ctx.ok("publishEvent", dpb.PublishEvent(event=event, data=struct))
+        logged = await ctx.ok("listDeliveries", dpb.ListDeliveries(event_id=published.event_id))
+        got = {d.webhook_id for d in logged.deliveries} & ours
+        assert got == takers, (event, data)
+        # The publish answers one delivery per webhook that takes the event, no more.
+        assert len(published.delivery_ids) == len(logged.deliveries)
+        sent |= {d.delivery_id for d in logged.deliveries if d.webhook_id in ours}
+        for hook in takers:
+            expected[hook].add(published.event_id)
+    for hook, event_ids in expected.items():
+        listed = await ctx.ok("listDeliveries", dpb.ListDeliveries(webhook_id=hook))
+        assert {d.event_id for d in listed.deliveries} == event_ids
+        assert len(listed.deliveries) == len(event_ids)
+    for _ in range(400):  # bounded: the worker sends them a moment after the publish
+        if sent <= set(ctx.receiver.delivery_ids("/ok")):
+            break
+        await asyncio.sleep(0.05)
+    assert sent <= set(ctx.receiver.delivery_ids("/ok"))
+
+
+async def filter_stored_and_cleared(ctx: Ctx, response: Any) -> None:
+    assert list(response.filter.names) == ["fraud-*", "a?c[0-9]"]
+    assert list(response.filter.aliases) == ["champion"]
+    assert list(response.filter.tag_keys) == []
+    got = await ctx.ok("getWebhookFilter", dpb.GetWebhookFilter(webhook_id=ctx.id))
+    assert got.filter == response.filter
+    cleared = await ctx.ok("setWebhookFilter", dpb.SetWebhookFilter(webhook_id=ctx.id))
+    assert cleared.filter == dpb.WebhookFilter()
+    got = await ctx.ok("getWebhookFilter", dpb.GetWebhookFilter(webhook_id=ctx.id))
+    assert got.filter == dpb.WebhookFilter()
+
+
+async def filter_verdict_in_test_result(ctx: Ctx, _: Any) -> None:
+    """testWebhook still sends its example, and says when the filter would leave a
+    published event like it out; without a filter it says nothing of the kind."""
+    hook = await hook_at(ctx, "/ok")
+    plain = await ctx.ok("testWebhook", pb.TestWebhook(webhook_id=hook))
+    assert plain.result.success and not plain.result.error_message
+    await set_filter(ctx, hook, names=["fraud-*"])
+    filtered = await ctx.ok("testWebhook", pb.TestWebhook(webhook_id=hook))
+    assert filtered.result.success and filtered.result.response_status == 200
+    message = filtered.result.error_message
+    assert "would leave a published event like this example out" in message
+    assert "'example_model' matches none of the filter's names (fraud-*)" in message
+    await set_filter(ctx, hook, names=["example_*"])
+    taken = await ctx.ok("testWebhook", pb.TestWebhook(webhook_id=hook))
+    assert taken.result.success and not taken.result.error_message
+
+
+def invalid_filter(case_id: str, mentions: str, **parts: list[str]) -> Case:
+    return Case(
+        case_id,
+        "setWebhookFilter",
+        webhook_filter(**parts),
+        "INVALID_ARGUMENT",
+        mentions=mentions,
+        existing=True,
+        check=unchanged_filter,
+    )
+
+
+async def unchanged_filter(ctx: Ctx, _: Any) -> None:
+    got = await ctx.ok("getWebhookFilter", dpb.GetWebhookFilter(webhook_id=ctx.id))
+    assert got.filter == dpb.WebhookFilter()
+
+
+FILTER_CASES = [
+    Case(
+        "filter-each-webhook-gets-its-own",
+        "listEventTypes",
+        lambda _: dpb.ListEventTypes(),
+        check=each_gets_its_own,
+    ),
+    Case(
+        "filter-set-get-clear",
+        "setWebhookFilter",
+        webhook_filter(names=["fraud-*", "a?c[0-9]"], aliases=["champion"]),
+        existing=True,
+        check=filter_stored_and_cleared,
+    ),
+    Case(
+        "filter-test-webhook-says-filtered-out",
+        "listEventTypes",
+        lambda _: dpb.ListEventTypes(),
+        check=filter_verdict_in_test_result,
+    ),
+    invalid_filter(
+        "filter-unclosed-bracket",
+        "filter.names[1] 'fraud-[ab' has a '[' that is never closed",
+        names=["ok-*", "fraud-[ab"],
+    ),
+    invalid_filter("filter-empty-entry", "filter.aliases[0] is empty", aliases=[""]),
+    invalid_filter(
+        "filter-duplicate", "filter.tag_keys[1] 'owner' is given twice", tag_keys=["owner"] * 2
+    ),
+    invalid_filter("filter-too-long", "at most 256 are allowed", names=["a" * 257]),
+    invalid_filter(
+        "filter-too-many", "at most 50 are allowed", aliases=[f"a{i}" for i in range(51)]
+    ),
+    invalid_filter("filter-control-character", "a control character", names=["a\nb"]),
+    Case(
+        "filter-unknown-webhook",
+        "setWebhookFilter",
+        lambda _: dpb.SetWebhookFilter(webhook_id=UNKNOWN_ID),
+        "NOT_FOUND",
+        NOT_FOUND,
+    ),
+    Case(
+        "filter-get-unknown-webhook",
+        "getWebhookFilter",
+        lambda _: dpb.GetWebhookFilter(webhook_id=UNKNOWN_ID),
+        "NOT_FOUND",
+        NOT_FOUND,
+    ),
+]
+CASES += FILTER_CASES
+
+
 @pytest.fixture(scope="session")
 async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:

@@ -43,6 +43,8 @@ EVERY_RPC = [
     ("WebhookDeliveryService", "listDeliveries", dpb.ListDeliveries()),
     ("WebhookDeliveryService", "getDelivery", dpb.GetDelivery(delivery_id="x")),
     ("WebhookDeliveryService", "redeliver", dpb.Redeliver(delivery_id="x")),
+    ("WebhookDeliveryService", "setWebhookFilter", dpb.SetWebhookFilter(webhook_id="x")),
+    ("WebhookDeliveryService", "getWebhookFilter", dpb.GetWebhookFilter(webhook_id="x")),
 ]
 EVERY_ROUTE = [
     ("POST", "/api/2.0/mlflow/webhooks"),
@@ -55,6 +57,8 @@ EVERY_ROUTE = [
     ("GET", "/api/2.0/mlflow/webhook-deliveries"),
     ("GET", "/api/2.0/mlflow/webhook-deliveries/x"),
     ("POST", "/api/2.0/mlflow/webhook-deliveries/x/redeliver"),
+    ("POST", "/api/2.0/mlflow/webhooks/x/filter"),
+    ("GET", "/api/2.0/mlflow/webhooks/x/filter"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from server import filters
 from server.errors import AlreadyExists
 from server.store import (
     AttemptRecord,
@@ -365,3 +367,34 @@ def test_postgres_needs_the_key(tmp_path: Path) -> None:
         pytest.raises(SecretKeyError, match="WEBHOOKS_SECRET_KEY is required"),
     ):
         Store(database.url, None)
+
+
+def test_publish_many_matches_each_event_against_each_filter(store: Store) -> None:
+    """One batch, several filtered webhooks: each event gets a delivery for exactly the
+    webhooks whose filter takes it; a filter set, then cleared, applies to later publishes."""
+    fraud = store.create_webhook(webhook(EVENT))
+    churn = store.create_webhook(webhook(EVENT))
+    plain = store.create_webhook(webhook(EVENT))
+    assert store.set_filter(fraud.id, filters.Filter(names=("fraud-*",)))
+    assert store.set_filter(churn.id, filters.Filter(names=("churn", "churn-v?")))
+    assert not store.set_filter(str(uuid.uuid4()), filters.Filter(names=("x",)))
+    assert store.get_filter(fraud.id) == filters.Filter(names=("fraud-*",))
+    assert store.get_filter(plain.id) == filters.NO_FILTER
+    assert store.get_filter(str(uuid.uuid4())) is None
+    names = ["fraud-1", "churn", "churn-v2", "other"]
+    batch = [event(data=json.dumps({"name": name})) for name in names]
+    published = store.publish_many(batch)
+    takers = []
+    for (_, delivery_ids), _name in zip(published, names, strict=True):
+        got = {store.get_delivery(d).webhook_id for d in delivery_ids}
+        takers.append(got)
+    assert takers == [
+        {fraud.id, plain.id},
+        {churn.id, plain.id},
+        {churn.id, plain.id},
+        {plain.id},
+    ]
+    assert store.set_filter(fraud.id, filters.NO_FILTER)
+    assert store.get_filter(fraud.id) == filters.NO_FILTER
+    _, later = store.publish(event(data=json.dumps({"name": "other"})))
+    assert {store.get_delivery(d).webhook_id for d in later} == {fraud.id, plain.id}

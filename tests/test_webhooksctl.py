@@ -153,6 +153,25 @@ def test_create_get_update_delete(server: ServerProcess) -> None:
     failed(ctl(address, "--json", "delete", webhook_id), 1)
 
 
+def test_filter_show_set_and_clear(server: ServerProcess) -> None:
+    address = server.grpc_address
+    with WebhooksClient(address) as client:
+        webhook = client.create(unique("filtered"), "http://127.0.0.1:9/x", ["prompt.created"])
+    hook = webhook.webhook_id
+    assert "no filter" in ok(ctl(address, "filter", hook))
+    shown = pairs(
+        ok(ctl(address, "filter", hook, "--name", "fraud-*", "--name", "churn", "--alias", "a"))
+    )
+    assert shown == {"names": "fraud-*,churn", "aliases": "a"}
+    got = ok_json(ctl(address, "--json", "filter", hook))
+    assert got == {"filter": {"names": ["fraud-*", "churn"], "aliases": ["a"]}}
+    assert got == shim_get(server, f"/mlflow/webhooks/{hook}/filter")
+    stderr = failed(ctl(address, "filter", hook, "--tag-key", ""), 1)
+    assert "INVALID_ARGUMENT: filter.tag_keys[0] is empty" in stderr
+    assert ok_json(ctl(address, "--json", "filter", hook, "--clear")) == {"filter": {}}
+    assert "no filter" in ok(ctl(address, "filter", hook))
+
+
 def test_delete_json_prints_the_empty_response(server: ServerProcess) -> None:
     with WebhooksClient(server.grpc_address) as client:
         webhook = client.create(unique("gone"), "http://127.0.0.1:9/x", ["prompt.created"])
@@ -357,6 +376,7 @@ async def test_publish_deliveries_delivery_redeliver(
         (["redeliver", "--failed", "--since", "1h"], "--webhook"),
         (["redeliver", "d", "--failed", "--webhook", "w", "--since", "1h"], "not both"),
         (["redeliver", "d", "--since", "1h"], "go with --failed"),
+        (["filter", "w", "--clear", "--name", "a*"], "give it alone"),
     ],
 )
 def test_bad_arguments_exit_2(args: list[str], fragment: str) -> None:
@@ -385,6 +405,7 @@ def test_bad_arguments_exit_2(args: list[str], fragment: str) -> None:
         (["redeliver", "no-such-id"], "NOT_FOUND"),
         (["redeliver", "--failed", "--webhook", "no-such-id", "--since", "1h"], "NOT_FOUND"),
         (["deliveries", "--since", "10", "--until", "5"], "INVALID_ARGUMENT: since_timestamp"),
+        (["filter", "no-such-id"], "NOT_FOUND"),
     ],
 )
 def test_server_errors_exit_1(server: ServerProcess, args: list[str], fragment: str | None) -> None:

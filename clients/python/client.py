@@ -375,6 +375,25 @@ class WebhooksClient:
         request = dpb.GetWebhookHealth(webhook_ids=list(webhook_ids))
         return list(self._call(self._deliveries.getWebhookHealth, request).webhooks)
 
+    def set_filter(
+        self,
+        webhook_id: str,
+        *,
+        names: Iterable[str] = (),
+        aliases: Iterable[str] = (),
+        tag_keys: Iterable[str] = (),
+    ) -> dpb.WebhookFilter:
+        """Sets which events of its types the webhook gets: model or prompt names (glob
+        patterns), alias names, tag keys; nothing given removes the filter."""
+        spec = dpb.WebhookFilter(names=list(names), aliases=list(aliases), tag_keys=list(tag_keys))
+        request = dpb.SetWebhookFilter(webhook_id=webhook_id, filter=spec)
+        return self._call(self._deliveries.setWebhookFilter, request).filter
+
+    def get_filter(self, webhook_id: str) -> dpb.WebhookFilter:
+        """The webhook's filter; empty when it has none."""
+        request = dpb.GetWebhookFilter(webhook_id=webhook_id)
+        return self._call(self._deliveries.getWebhookFilter, request).filter
+
     def event_types(self) -> list[dpb.EventType]:
         """The valid events (`model_version.created`, …) and their data fields."""
         request = dpb.ListEventTypes()

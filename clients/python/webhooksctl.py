@@ -280,6 +280,27 @@ def _redeliver_failed(client: WebhooksClient, args: argparse.Namespace) -> Resul
     return text, {"redelivered": sent, "succeeded": succeeded, "delivery_ids": ids}
 
 
+def _filter_result(f: dpb.WebhookFilter) -> Result:
+    parts = [("names", f.names), ("aliases", f.aliases), ("tag_keys", f.tag_keys)]
+    given = [(part, ",".join(entries)) for part, entries in parts if entries]
+    text = _pairs(given) if given else "no filter: every event of the webhook's types"
+    return text, {"filter": to_json(f)}
+
+
+def cmd_filter(client: WebhooksClient, args: argparse.Namespace) -> Result:
+    changes = (args.names, args.aliases, args.tag_keys)
+    if not args.clear and all(c is None for c in changes):
+        return _filter_result(client.get_filter(args.webhook_id))
+    return _filter_result(
+        client.set_filter(
+            args.webhook_id,
+            names=args.names or (),
+            aliases=args.aliases or (),
+            tag_keys=args.tag_keys or (),
+        )
+    )
+
+
 def cmd_events(client: WebhooksClient, args: argparse.Namespace) -> Result:
     types = client.event_types()
     rows = [[t.name, ",".join(t.data_fields)] for t in types]
@@ -573,6 +594,28 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--webhook", metavar="WEBHOOK_ID", help="with --failed")
     p.add_argument("--since", type=moment, help="with --failed: ISO-8601, 24h, 7d or ms")
+    p = command(
+        "filter",
+        cmd_filter,
+        "show a webhook's filter, or set it: the given parts replace the whole filter",
+    )
+    p.add_argument("webhook_id")
+    p.add_argument(
+        "--name",
+        dest="names",
+        action="append",
+        metavar="GLOB",
+        help="model or prompt name pattern, e.g. 'fraud-*'; repeat for several",
+    )
+    p.add_argument(
+        "--alias", dest="aliases", action="append", help="alias name; repeat for several"
+    )
+    p.add_argument(
+        "--tag-key", dest="tag_keys", action="append", help="tag key; repeat for several"
+    )
+    p.add_argument(
+        "--clear", action="store_true", help="remove the filter: every event of its types"
+    )
     command("events", cmd_events, "list the events webhooks may subscribe to")
     p = command(
         "import-mlflow",
@@ -618,10 +661,16 @@ def _check_redeliver(p: argparse.ArgumentParser, args: argparse.Namespace) -> No
         p.error("redeliver: --webhook and --since go with --failed")
 
 
+def _check_filter(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.command == "filter" and args.clear and (args.names or args.aliases or args.tag_keys):
+        p.error("filter: --clear removes the filter; give it alone, or the parts to set")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     cli = parser()
     args = cli.parse_args(argv)
     _check_redeliver(cli, args)
+    _check_filter(cli, args)
     if hasattr(args, "events"):
         args.events = _flatten(args.events)
     root_certificates = None

@@ -44,6 +44,9 @@ class Webhook(BaseModel):
     status = pw.IntegerField()
     creation_timestamp = pw.BigIntegerField()
     last_updated_timestamp = pw.BigIntegerField()
+    # The webhook's filter as server/filters.py stores it (schema version 8); NULL: none,
+    # every event of its types.
+    filter_spec = pw.TextField(null=True)
 
     class Meta:
         table_name = "webhooks"
@@ -155,9 +158,11 @@ TABLES_BY_VERSION: dict[int, list[type[BaseModel]]] = {
     5: [Event, WebhookDisable],  # events.creation_timestamp is indexed for retention
     6: [],
     7: [Delivery],  # the (status, webhook_id, next_attempt_timestamp) index
+    8: [],
 }
 COLUMNS_BY_VERSION: dict[int, list[pw.Field]] = {
     3: [Event.payload],
     4: [Event.idempotency_hash],
     6: [Delivery.manual_attempts],
+    8: [Webhook.filter_spec],
 }

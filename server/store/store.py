@@ -27,6 +27,7 @@ from playhouse.db_url import connect, parse
 from playhouse.migrate import SchemaMigrator, migrate
 from playhouse.pool import PooledPostgresqlDatabase
 
+from server import filters
 from server.errors import AlreadyExists, InvalidArgument
 from server.events import Event
 from server.store import models as m
@@ -201,7 +202,8 @@ INSERT_EVENTS = (
     '"idempotency_key", "creation_timestamp", "payload", "idempotency_hash") VALUES '
 )
 SUBSCRIBERS = (
-    'SELECT w."id" FROM "webhooks" AS w JOIN "webhook_events" AS s ON s."webhook_id" = w."id" '
+    'SELECT w."id", w."filter_spec" FROM "webhooks" AS w '
+    'JOIN "webhook_events" AS s ON s."webhook_id" = w."id" '
     'WHERE s."entity" = ? AND s."action" = ? AND w."status" = ?'
 )
 INSERT_DELIVERIES = (
@@ -677,6 +679,28 @@ class Store:
             m.Subscription.delete().where(m.Subscription.webhook == webhook_id).execute()
             return m.Webhook.delete().where(m.Webhook.id == webhook_id).execute() > 0
 
+    def set_filter(self, webhook_id: str, spec: filters.Filter) -> bool:
+        """Stores a webhook's filter (an empty one removes it); False when there is no such
+        webhook. Publishes committed after this use it."""
+        with self._write():
+            changed = (
+                m.Webhook.update(
+                    filter_spec=spec.to_json(),
+                    last_updated_timestamp=pw.fn.MAX(now_ms(), m.Webhook.last_updated_timestamp + 1)
+                    if self.is_sqlite
+                    else pw.fn.GREATEST(now_ms(), m.Webhook.last_updated_timestamp + 1),
+                )
+                .where(m.Webhook.id == webhook_id)
+                .execute()
+            )
+        return changed > 0
+
+    def get_filter(self, webhook_id: str) -> filters.Filter | None:
+        """A webhook's filter (empty when it has none); None when there is no such webhook."""
+        query = m.Webhook.select(m.Webhook.filter_spec).where(m.Webhook.id == webhook_id)
+        row = query.tuples().first()
+        return None if row is None else filters.parse(row[0])
+
     # -- events and the outbox -------------------------------------------------------------
 
     def publish(self, event: EventRecord) -> Published:
@@ -732,14 +756,17 @@ class Store:
                 INSERT_EVENTS + _rows(len(chunk), len(EVENT_COLUMNS)),
                 [value for i in chunk for value in _event_values(events[i])],
             )
+        # One query per (entity, action) in the batch; each event is then matched in memory
+        # against its subscribers' filters, parsed once per distinct filter.
         subscribers = {kind: self._subscribers(kind) for kind in {events[i].event for i in fresh}}
         rows: list[object] = []
         for i in fresh:
             event = events[i]
+            webhook_ids = _matching(subscribers[event.event], event.data)
             # Sorted, as a repeated idempotency key answers them (read back by id).
-            ids = sorted(str(uuid.uuid4()) for _ in subscribers[event.event])
+            ids = sorted(str(uuid.uuid4()) for _ in webhook_ids)
             results[i] = (event.id, ids)
-            for delivery_id, webhook_id in zip(ids, subscribers[event.event], strict=True):
+            for delivery_id, webhook_id in zip(ids, webhook_ids, strict=True):
                 # id, event_id, webhook_id, status, attempt_count, next_attempt_timestamp,
                 # is_test, creation_timestamp
                 rows += [
@@ -758,10 +785,10 @@ class Store:
             results[i] = results[first]
         return [r for r in results if r is not None]
 
-    def _subscribers(self, kind: Event) -> list[str]:
-        """The ACTIVE webhooks subscribed to one (entity, action)."""
+    def _subscribers(self, kind: Event) -> list[tuple[str, filters.Filter]]:
+        """The ACTIVE webhooks subscribed to one (entity, action), with their filters."""
         cursor = self._sql(SUBSCRIBERS, (kind[0], kind[1], WebhookStatus.ACTIVE))
-        return [row[0] for row in cursor.fetchall()]
+        return [(row[0], filters.parse(row[1])) for row in cursor.fetchall()]
 
     def _recent_events(self, keys: set[str], now: int) -> dict[str, tuple[str, list[str], str]]:
         """The first publication of each key still in its window: its event id, delivery ids
@@ -1303,6 +1330,15 @@ class Store:
             creation_timestamp=row.creation_timestamp,
             last_updated_timestamp=row.last_updated_timestamp,
         )
+
+
+def _matching(subscribers: list[tuple[str, filters.Filter]], data: str) -> list[str]:
+    """The subscribers whose filter takes an event with `data` (JSON text, parsed only when
+    some subscriber has a filter)."""
+    if all(f.empty for _, f in subscribers):
+        return [webhook_id for webhook_id, _ in subscribers]
+    parsed = json.loads(data)
+    return [webhook_id for webhook_id, f in subscribers if f.matches(parsed)]
 
 
 def _event_values(event: EventRecord) -> tuple[object, ...]:
