@@ -233,7 +233,7 @@ class WebhookCore:
         """Stores a webhook's filter; an empty one removes it."""
         required(webhook_id, "webhook_id")
         spec = filters.validated(list(names), list(aliases), list(tag_keys))
-        if not await self.db(self._store.set_filter, required(webhook_id, "webhook_id"), spec):
+        if not await self.db(self._store.set_filter, webhook_id, spec):
             raise not_found(webhook_id)
         return spec
 

@@ -160,6 +160,20 @@ class WebhooksClient {
   async redeliver(deliveryId) {
     return (await this._call(this.deliveryService, 'redeliver', { delivery_id: deliveryId })).delivery;
   }
+
+  /**
+   * Sets which events of its types a webhook gets (docs/delivery.md, "Filters"): model or
+   * prompt name globs, alias names, tag keys. Nothing given removes the filter.
+   */
+  async setFilter(webhookId, { names = [], aliases = [], tagKeys = [] } = {}) {
+    const filter = { names, aliases, tag_keys: tagKeys };
+    return (await this._call(this.deliveryService, 'setWebhookFilter', { webhook_id: webhookId, filter })).filter;
+  }
+
+  /** The webhook's filter; every part empty when it has none. */
+  async getFilter(webhookId) {
+    return (await this._call(this.deliveryService, 'getWebhookFilter', { webhook_id: webhookId })).filter;
+  }
 }
 
 // protobufjs takes google.protobuf.Struct in its message shape, not as a plain object, and

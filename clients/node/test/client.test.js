@@ -117,6 +117,21 @@ test('publishes an event and reads its delivery', async () => {
   assert.deepEqual(none.deliveries, []);
 });
 
+test('sets, reads and clears a webhook filter', async () => {
+  const webhook = await client.create({ name: unique('node-filter'), url: hookUrl, events: ['model_version.created'] });
+  try {
+    const set = await client.setFilter(webhook.webhook_id, { names: ['fraud-*'], tagKeys: ['owner'] });
+    assert.deepEqual(set, { names: ['fraud-*'], aliases: [], tag_keys: ['owner'] });
+    assert.deepEqual(await client.getFilter(webhook.webhook_id), set);
+    await rejectsWith(client.setFilter(webhook.webhook_id, { aliases: [''] }), grpcStatus.INVALID_ARGUMENT);
+    const cleared = await client.setFilter(webhook.webhook_id);
+    assert.deepEqual(cleared, { names: [], aliases: [], tag_keys: [] });
+  } finally {
+    await client.delete(webhook.webhook_id);
+  }
+  await rejectsWith(client.getFilter('no-such-webhook'), grpcStatus.NOT_FOUND);
+});
+
 test('a missing token is UNAUTHENTICATED when the server wants one', { skip: !process.env.WEBHOOKS_AUTH_TOKEN }, async () => {
   const anonymous = new WebhooksClient(address, {
     rootCertificates: process.env.WEBHOOKS_CACERT ? fs.readFileSync(process.env.WEBHOOKS_CACERT) : undefined,
