@@ -89,7 +89,10 @@ FIXED: list[str] = [
     "PostgreSQL (6-14 ms with no backlog, same load; there the plan is an index seek per "
     "webhook, under 0.2 ms of execution, and the rest is round trips and the loaded "
     "machine). On PostgreSQL the rows are read unlocked and only the chosen ones locked "
-    "(SKIP LOCKED), so rows a claim passes over stay free for other replicas.",
+    "(SKIP LOCKED), so rows a claim passes over stay free for other replicas. Both "
+    "versions measured back to back at a load of about 3: 46.4 to 0.77 ms on SQLite (0.40 "
+    "and 0.47 ms with no backlog), 41.8 to 7.4 ms on PostgreSQL (4.2 and 4.1 ms with no "
+    "backlog).",
     "(2026-11-30) Every publish was its own write transaction, queued behind the worker's "
     "claims and result writes, and the worker wrote results on a 20 ms timer while a slot "
     "stayed taken until its result was written: with ONE webhook its 8 slots each waited up "
