@@ -26,6 +26,7 @@ from generated import (
 from server import auth, console, egress, observe
 from server.config import Config
 from server.core import CONNECTIONS, WebhookCore
+from server.delivery.dispatcher import Dispatcher
 from server.delivery.sender import Sender
 from server.errors import Unavailable
 from server.health import BOUND, DatabaseHealth
@@ -131,6 +132,10 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     )
     core = WebhookCore(config, store, sender)
     await core.db(store.open)
+    dispatcher = Dispatcher(
+        store, sender, core.db, config.retry_schedule, lease_seconds=config.delivery_timeout + 10
+    )
+    core.on_published = dispatcher.wake
 
     draining = False
     health_servicer = health.aio.HealthServicer()
@@ -209,7 +214,7 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     await sender.start()
 
     await grpc_server.start()
-    core.worker.start()
+    dispatcher.start()
     retention = Retention(store, core.db, config.retention_days)
     if config.retention_days:
         retention.start()
@@ -227,7 +232,7 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     await health_servicer.enter_graceful_shutdown()
     watching.cancel()
     await grpc_server.stop(GRACE_SECONDS)
-    await core.worker.stop(GRACE_SECONDS)
+    await dispatcher.stop(GRACE_SECONDS)
     await retention.stop()
     http_server.close()
     await runner.cleanup()

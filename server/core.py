@@ -16,16 +16,15 @@ from typing import TypeVar
 
 from server import egress, events, filters, observe, validation
 from server.config import Config
-from server.delivery.sender import Attempt, Sender, iso_now, payload
-from server.delivery.worker import (
+from server.delivery.dispatcher import (
     OUTCOME_NAMES,
-    Worker,
     after_redelivery,
     attempt_record,
     body_of,
     decide,
     observed,
 )
+from server.delivery.sender import Attempt, Sender, iso_now, payload
 from server.errors import AlreadyExists, InvalidArgument, NotFound, Unavailable
 from server.group_commit import GroupCommit
 from server.store import (
@@ -88,13 +87,9 @@ class WebhookCore:
         self._reads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="db-read")
         self._writes = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="db-write")
         self._probe = ThreadPoolExecutor(1, thread_name_prefix="db-probe")
-        self.worker = Worker(
-            store,
-            sender,
-            self.db,
-            config.retry_schedule,
-            lease_seconds=config.delivery_timeout + 10,
-        )
+        # Called after a publish commits deliveries; the app points it at the dispatcher's
+        # wake-up, so a new event does not wait for the next poll.
+        self.on_published: Callable[[], None] = lambda: None
         # Concurrent publishes share one write transaction (see server/group_commit.py).
         self._publishes: GroupCommit[EventRecord, tuple[str, list[str]]] = GroupCommit(
             self._publish_batch
@@ -316,7 +311,7 @@ class WebhookCore:
             published = await self._call(self._writes, since, self._store.publish_many, fresh)
             written = {r.id: result for r, result in zip(fresh, published, strict=True)}
             if any(not isinstance(p, Exception) and p[1] for p in published):
-                self.worker.wake()
+                self.on_published()
         return [written[r.id] if r.id in written else Unavailable(UNAVAILABLE) for r in records]
 
     async def list_deliveries(

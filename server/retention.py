@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 
-from server.delivery.worker import Db
+from server.delivery.dispatcher import Db
 from server.store import Pruned, Store, now_ms
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ from aiohttp import web
 
 from server import egress
 from server.delivery import retry_after
+from server.delivery.dispatcher import JITTER, RETRY_AFTER_CAP, decide
 from server.delivery.retry_after import parse_retry_after
 from server.delivery.sender import Attempt, Sender, headers, signature
-from server.delivery.worker import JITTER, RETRY_AFTER_CAP, decide
 from server.store import DeliveryStatus, Outgoing
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -136,12 +136,12 @@ def test_schedule_exhausted_fails() -> None:
 
 def test_final_failure_is_not_retried() -> None:
     outcome = decide(outgoing(), answered(400), SCHEDULE, NOW_MS)
-    assert (outcome.status, outcome.disable_webhook) == (DeliveryStatus.FAILED, None)
+    assert (outcome.status, outcome.webhook_to_disable) == (DeliveryStatus.FAILED, None)
 
 
 def test_gone_disables_the_webhook() -> None:
     outcome = decide(outgoing(), answered(410), SCHEDULE, NOW_MS)
-    assert (outcome.status, outcome.disable_webhook) == (DeliveryStatus.FAILED, "w-1")
+    assert (outcome.status, outcome.webhook_to_disable) == (DeliveryStatus.FAILED, "w-1")
 
 
 def test_retry_after_lengthens_the_wait_up_to_the_cap() -> None:

@@ -11,8 +11,8 @@ import grpc
 import pytest
 
 from generated import webhook_delivery_pb2 as dpb
+from server.delivery.dispatcher import after_redelivery
 from server.delivery.sender import Attempt
-from server.delivery.worker import after_redelivery
 from server.store import DeliveryStatus
 from tests.support import Receiver, own_server
 from tests.test_delivery import Api, make_api

@@ -302,8 +302,8 @@ def test_schema_version_and_reopen(database: Database, store: Store) -> None:
 def test_version_2_gains_the_payload_column_and_its_events_still_have_a_body(
     database: Database, store: Store
 ) -> None:
+    from server.delivery.dispatcher import body_of
     from server.delivery.sender import payload
-    from server.delivery.worker import body_of
     from server.store import models as m
 
     store.create_webhook(webhook())

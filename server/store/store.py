@@ -161,7 +161,7 @@ class Outcome:
     attempt: AttemptRecord
     status: DeliveryStatus
     next_attempt_timestamp: int | None
-    disable_webhook: str | None = None  # a webhook id to set DISABLED (after a 410)
+    webhook_to_disable: str | None = None  # a webhook id to set DISABLED (after a 410)
     disable_reason: str = ""  # why, as the console and getWebhookHealth show it
 
 
@@ -1003,8 +1003,8 @@ class Store:
                 )
         self._log_attempts([(o.delivery_id, o.attempt) for o in outcomes])
         for o in outcomes:
-            if o.disable_webhook:
-                _disable(o.disable_webhook, o.disable_reason, o.attempt.timestamp)
+            if o.webhook_to_disable:
+                _disable(o.webhook_to_disable, o.disable_reason, o.attempt.timestamp)
 
     def _log_attempts(self, attempts: list[tuple[str, AttemptRecord]]) -> list[int]:
         """Appends each attempt to its delivery's log, numbered after the last one logged:
@@ -1037,7 +1037,7 @@ class Store:
         delivery_id: str,
         attempt: AttemptRecord,
         after: Callable[[DeliveryStatus], DeliveryStatus | None],
-        disable_webhook: str | None = None,
+        webhook_to_disable: str | None = None,
     ) -> tuple[int, DeliveryStatus] | None:
         """Logs a redeliver's attempt, an extra one outside the retry schedule, and sets the
         status `after(current status)` answers (None: unchanged, schedule and lease kept).
@@ -1055,9 +1055,9 @@ class Store:
                 # Ended: no next attempt. A worker holding the lease still writes its own
                 # attempt's result, which leaves SUCCEEDED as it is (see RESULT).
                 self._sql(SET_STATUS, [changed, None, delivery_id])
-            if disable_webhook:
+            if webhook_to_disable:
                 reason = f"The receiver answered 410 Gone to a redelivery of {delivery_id}."
-                _disable(disable_webhook, reason, attempt.timestamp)
+                _disable(webhook_to_disable, reason, attempt.timestamp)
             [(status,)] = self._sql(DELIVERY_STATUS, [delivery_id]).fetchall()
         return number, DeliveryStatus(status)
 

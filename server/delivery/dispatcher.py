@@ -110,7 +110,10 @@ def body_of(item: Outgoing) -> bytes:
     return payload(item.event, json.loads(item.data), item.occurred_at)
 
 
-class Worker:
+class Dispatcher:
+    """Claims due deliveries, sends them and records their results: the delivery loop of one
+    server process (not to be confused with the --workers processes, each of which runs one)."""
+
     def __init__(
         self,
         store: Store,
@@ -128,7 +131,7 @@ class Worker:
         self._lease_ms = int(lease_seconds * 1000)
         self._concurrency = concurrency
         self._per_webhook = per_webhook
-        self.owner = f"worker-{uuid.uuid4()}"
+        self.owner = f"dispatcher-{uuid.uuid4()}"
         self._wake = asyncio.Event()
         self._stopping = False
         # A slot is held from the claim until the attempt's result is written: with
