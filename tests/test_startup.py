@@ -227,7 +227,16 @@ def test_make_run_installs_only_what_serving_needs_and_passes_args() -> None:
     """`make run` installs the package without the test extras, with pip's progress shown,
     and hands ARGS to the server (dry run: -n prints the commands, -B as on a fresh clone)."""
     done = subprocess.run(
-        ["make", "-n", "-B", "run", "ARGS=--allow-private-urls --allowed-schemes http,https"],
+        # --no-print-directory: under `make test` this make is a sub-make, which would print
+        # "Entering/Leaving directory" lines around the commands.
+        [
+            "make",
+            "--no-print-directory",
+            "-n",
+            "-B",
+            "run",
+            "ARGS=--allow-private-urls --allowed-schemes http,https",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
