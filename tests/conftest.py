@@ -7,7 +7,8 @@ import grpc
 import pytest
 
 from generated import webhooks_pb2_grpc
-from tests.databases import KINDS, empty_tables, fresh
+from server.store import Store
+from tests.databases import KINDS, Database, empty_tables, fresh
 
 # The MLflow fixtures (a cached MLflow venv, one plain and one bridged MLflow server per
 # session), for every module that needs them.
@@ -84,6 +85,21 @@ def delivery_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
     proc = own_server(tmp_path_factory.mktemp("deliveries"), "--delivery-timeout", "2")
     yield proc
     proc.stop()
+
+
+@pytest.fixture(params=KINDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A fresh database of each kind, for the store suites that run on both."""
+    with fresh(request.param, tmp_path) as db:
+        yield db
+
+
+@pytest.fixture
+def store(database: Database) -> Iterator[Store]:
+    opened = Store(database.url, database.secret_key)
+    opened.open()
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

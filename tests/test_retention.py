@@ -7,11 +7,9 @@ import asyncio
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from server.retention import DAY_MS, cutoff
 from server.store import (
@@ -26,7 +24,6 @@ from server.store import (
     now_ms,
 )
 from server.store import models as m
-from tests.databases import KINDS, Database, fresh
 from tests.support import own_server
 
 EVENT = (2, 1)  # MODEL_VERSION, CREATED
@@ -35,20 +32,6 @@ NOW = now_ms()
 CUTOFF = cutoff(NOW, 30)
 OLD = CUTOFF - DAY_MS  # past the window
 NEW = CUTOFF + DAY_MS  # inside it
-
-
-@pytest.fixture(params=KINDS)
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    with fresh(request.param, tmp_path) as db:
-        yield db
-
-
-@pytest.fixture
-def store(database: Database) -> Iterator[Store]:
-    opened = Store(database.url, database.secret_key)
-    opened.open()
-    yield opened
-    opened.close()
 
 
 def make_webhook(store: Store) -> str:

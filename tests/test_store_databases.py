@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,24 +24,10 @@ from server.store import (
 )
 from server.store.secrets import SecretKeyError
 from server.store.store import SCHEMA_VERSION
-from tests.databases import KINDS, Database, fresh
+from tests.databases import Database, fresh
 
 EVENT = (2, 1)  # MODEL_VERSION, CREATED
 OTHER = (5, 1)  # PROMPT, CREATED
-
-
-@pytest.fixture(params=KINDS)
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    with fresh(request.param, tmp_path) as db:
-        yield db
-
-
-@pytest.fixture
-def store(database: Database) -> Iterator[Store]:
-    opened = Store(database.url, database.secret_key)
-    opened.open()
-    yield opened
-    opened.close()
 
 
 def webhook(
