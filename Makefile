@@ -35,15 +35,16 @@ run: $(RUN_STAMP)
 	$(BIN)/webhooks-server $(ARGS)
 
 # protoc names imports after the .proto paths ("import databricks_pb2"); the sed makes them
-# package imports so `from generated import webhooks_pb2` works without sys.path changes.
+# package imports so `from mlflow_webhooks.generated import webhooks_pb2` works without sys.path
+# changes.
 generate: $(STAMP)
 	find $(OUT) -name '*_pb2*.py*' -delete
 	$(BIN)/python -m grpc_tools.protoc -Iprotos \
 		--python_out=$(OUT) --pyi_out=$(OUT) --grpc_python_out=$(OUT) \
 		$(addprefix protos/,$(PROTOS))
 	find $(OUT) -name '*_pb2*.py*' | xargs sed -i -E \
-		-e 's/^import ([a-z_]+_pb2) as/from generated import \1 as/' \
-		-e 's/^from (scalapb) import/from generated.\1 import/'
+		-e 's/^import ([a-z_]+_pb2) as/from mlflow_webhooks.generated import \1 as/' \
+		-e 's/^from (scalapb) import/from mlflow_webhooks.generated.\1 import/'
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -30,7 +30,7 @@ def fill(store: object, now: int, backlog: int) -> str:
     """The backlog and the other webhooks' rows; the backlogged webhook's id."""
     import peewee as pw
 
-    from server.store import models as m
+    from mlflow_webhooks.server.store import models as m
 
     busy = str(uuid.uuid4())
     others = [str(uuid.uuid4()) for _ in range(OTHERS)]
@@ -62,7 +62,7 @@ def fill(store: object, now: int, backlog: int) -> str:
 
 def measure(url: str, secret_key: str | None, backlog: int) -> float:
     """Median milliseconds of one claim (each claim's rows are handed back before the next)."""
-    from server.store import Store, now_ms
+    from mlflow_webhooks.server.store import Store, now_ms
 
     store = Store(url, secret_key)
     store.open()

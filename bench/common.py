@@ -149,7 +149,7 @@ def server_command(database: Path, *args: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "server",
+        "mlflow_webhooks.server",
         "--grpc-address",
         "127.0.0.1:0",
         "--http-address",

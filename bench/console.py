@@ -28,9 +28,9 @@ def build(database: str, webhooks: int, deliveries: int) -> float:
     file before the server starts; the seconds it took."""
     import peewee as pw
 
-    from generated import webhooks_pb2 as pb
-    from server.store import DeliveryStatus, Store, now_ms
-    from server.store import models as m
+    from mlflow_webhooks.generated import webhooks_pb2 as pb
+    from mlflow_webhooks.server.store import DeliveryStatus, Store, now_ms
+    from mlflow_webhooks.server.store import models as m
 
     started = time.perf_counter()
     store = Store(f"sqlite:///{database}", None)

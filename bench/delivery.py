@@ -22,8 +22,8 @@ ARRIVAL_TIMEOUT = 120.0
 
 def subscribe(address: str, url: str, count: int) -> None:
     """`count` webhooks on `url`, subscribed to the event the bench publishes."""
-    from generated import webhooks_pb2 as pb
-    from generated import webhooks_pb2_grpc as pb_grpc
+    from mlflow_webhooks.generated import webhooks_pb2 as pb
+    from mlflow_webhooks.generated import webhooks_pb2_grpc as pb_grpc
 
     event = pb.WebhookEvent(
         entity=pb.WebhookEntity.Value(load.EVENT[0]), action=pb.WebhookAction.Value(load.EVENT[1])

@@ -21,9 +21,9 @@ def build_webhooks(database: str, count: int) -> float:
     models, in one transaction, before the server starts; the seconds it took."""
     import peewee as pw
 
-    from generated import webhooks_pb2 as pb
-    from server.store import Store, now_ms
-    from server.store import models as m
+    from mlflow_webhooks.generated import webhooks_pb2 as pb
+    from mlflow_webhooks.server.store import Store, now_ms
+    from mlflow_webhooks.server.store import models as m
 
     started = time.perf_counter()
     store = Store(f"sqlite:///{database}", None)
@@ -65,8 +65,8 @@ def list_pages(address: str, deep_page: int, repeats: int) -> tuple[list[float],
     `repeats` times each; their latencies in ms."""
     import grpc
 
-    from generated import webhooks_pb2 as pb
-    from generated import webhooks_pb2_grpc as pb_grpc
+    from mlflow_webhooks.generated import webhooks_pb2 as pb
+    from mlflow_webhooks.generated import webhooks_pb2_grpc as pb_grpc
 
     with grpc.insecure_channel(address) as channel:
         stub = pb_grpc.WebhookServiceStub(channel)

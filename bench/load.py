@@ -80,8 +80,8 @@ def grpc_unary(
     """Calls one WebhookService method over one grpc.aio channel at `concurrency` in flight."""
     import grpc
 
-    from generated import webhooks_pb2 as pb
-    from generated import webhooks_pb2_grpc as pb_grpc
+    from mlflow_webhooks.generated import webhooks_pb2 as pb
+    from mlflow_webhooks.generated import webhooks_pb2_grpc as pb_grpc
 
     event = pb.WebhookEvent(entity=pb.MODEL_VERSION, action=pb.CREATED)
 
@@ -150,8 +150,8 @@ def http_unary(
 
 
 def _publish_request(extra: dict[str, Any] | None = None) -> Any:
-    from generated import webhook_delivery_pb2 as dpb
-    from generated import webhooks_pb2 as pb
+    from mlflow_webhooks.generated import webhook_delivery_pb2 as dpb
+    from mlflow_webhooks.generated import webhooks_pb2 as pb
 
     request = dpb.PublishEvent(
         event=pb.WebhookEvent(
@@ -209,7 +209,7 @@ def publish_burst(address: str, count: int, concurrency: int) -> Burst:
     """Publishes `count` events of EVENT as fast as `concurrency` callers can."""
     import grpc
 
-    from generated import webhook_delivery_pb2_grpc as dpb_grpc
+    from mlflow_webhooks.generated import webhook_delivery_pb2_grpc as dpb_grpc
 
     request = _publish_request()
 
@@ -299,7 +299,7 @@ def publish_paced(address: str, rate: float, seconds: float) -> Burst:
     """Publishes EVENT at `rate` per second, each with its send time in data.bench_sent."""
     import grpc
 
-    from generated import webhook_delivery_pb2_grpc as dpb_grpc
+    from mlflow_webhooks.generated import webhook_delivery_pb2_grpc as dpb_grpc
 
     async def run() -> Burst:
         async with grpc.aio.insecure_channel(address) as channel:
@@ -339,6 +339,6 @@ def warm() -> int:
     import aiohttp  # noqa: F401
     import grpc  # noqa: F401
 
-    from generated import webhook_delivery_pb2_grpc, webhooks_pb2_grpc  # noqa: F401
+    from mlflow_webhooks.generated import webhook_delivery_pb2_grpc, webhooks_pb2_grpc  # noqa: F401
 
     return 0

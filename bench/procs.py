@@ -33,7 +33,7 @@ START_TIMEOUT = 30.0
 
 
 def constant_webhook() -> Any:
-    from generated import webhooks_pb2 as pb
+    from mlflow_webhooks.generated import webhooks_pb2 as pb
 
     return pb.Webhook(
         webhook_id="0f7c5e9a-4d47-4a0e-9d8e-0123456789ab",
@@ -50,8 +50,8 @@ def constant_webhook() -> Any:
 async def serve_noop_grpc() -> None:
     import grpc
 
-    from generated import webhooks_pb2 as pb
-    from generated import webhooks_pb2_grpc as pb_grpc
+    from mlflow_webhooks.generated import webhooks_pb2 as pb
+    from mlflow_webhooks.generated import webhooks_pb2_grpc as pb_grpc
 
     hook = constant_webhook()
     one = pb.GetWebhook.Response(webhook=hook)

@@ -40,8 +40,8 @@ def grpc_get_spread(
     """getWebhook at `concurrency` in flight over CHANNELS channels (runs in a pool process)."""
     import grpc
 
-    from generated import webhooks_pb2 as pb
-    from generated import webhooks_pb2_grpc as pb_grpc
+    from mlflow_webhooks.generated import webhooks_pb2 as pb
+    from mlflow_webhooks.generated import webhooks_pb2_grpc as pb_grpc
 
     async def run() -> load.Rate:
         channels = [grpc.aio.insecure_channel(address) for _ in range(CHANNELS)]

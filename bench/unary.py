@@ -20,8 +20,8 @@ THIRD = Target("ratio>=", 0.3, ">= 30% of ceiling")
 
 def seed(address: str, count: int) -> list[str]:
     """`count` webhooks, each with a secret as most real ones have, made before measuring."""
-    from generated import webhooks_pb2 as pb
-    from generated import webhooks_pb2_grpc as pb_grpc
+    from mlflow_webhooks.generated import webhooks_pb2 as pb
+    from mlflow_webhooks.generated import webhooks_pb2_grpc as pb_grpc
 
     with grpc.insecure_channel(address) as channel:
         stub = pb_grpc.WebhookServiceStub(channel)

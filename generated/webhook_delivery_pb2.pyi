@@ -1,6 +1,6 @@
-from generated import databricks_pb2 as _databricks_pb2
+from mlflow_webhooks.generated import databricks_pb2 as _databricks_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
-from generated import webhooks_pb2 as _webhooks_pb2
+from mlflow_webhooks.generated import webhooks_pb2 as _webhooks_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor

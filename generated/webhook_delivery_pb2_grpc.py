@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from generated import webhook_delivery_pb2 as webhook__delivery__pb2
+from mlflow_webhooks.generated import webhook_delivery_pb2 as webhook__delivery__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from generated import webhooks_pb2 as webhooks__pb2
+from mlflow_webhooks.generated import webhooks_pb2 as webhooks__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from server import app, backup, config, supervisor
+from mlflow_webhooks.server import app, backup, config, supervisor
 
 
 def main() -> int:

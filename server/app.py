@@ -17,25 +17,30 @@ from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from generated import (
+from mlflow_webhooks.generated import (
     webhook_delivery_pb2,
     webhook_delivery_pb2_grpc,
     webhooks_pb2,
     webhooks_pb2_grpc,
 )
-from server import auth, console, egress, observe
-from server.config import Config
-from server.core import CONNECTIONS, WebhookCore
-from server.delivery.dispatcher import Dispatcher
-from server.delivery.sender import Sender
-from server.errors import Unavailable
-from server.health import BOUND, DatabaseHealth
-from server.retention import Retention
-from server.rpc import CallInterceptor, DeliveryServicer, WebhookServicer, method_names
-from server.shim import app as shim
-from server.shim import connections
-from server.shim.guards import HostRule
-from server.store import Store
+from mlflow_webhooks.server import auth, console, egress, observe
+from mlflow_webhooks.server.config import Config
+from mlflow_webhooks.server.core import CONNECTIONS, WebhookCore
+from mlflow_webhooks.server.delivery.dispatcher import Dispatcher
+from mlflow_webhooks.server.delivery.sender import Sender
+from mlflow_webhooks.server.errors import Unavailable
+from mlflow_webhooks.server.health import BOUND, DatabaseHealth
+from mlflow_webhooks.server.retention import Retention
+from mlflow_webhooks.server.rpc import (
+    CallInterceptor,
+    DeliveryServicer,
+    WebhookServicer,
+    method_names,
+)
+from mlflow_webhooks.server.shim import app as shim
+from mlflow_webhooks.server.shim import connections
+from mlflow_webhooks.server.shim.guards import HostRule
+from mlflow_webhooks.server.store import Store
 
 log = logging.getLogger("webhooks")
 

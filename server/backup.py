@@ -20,11 +20,10 @@ from pathlib import Path
 
 import peewee as pw
 
-from server.config import Config
-from server.store import Store
-from server.store import models as m
-from server.store.secrets import key_file_for
-from server.store.store import open_database, sqlite_path
+from mlflow_webhooks.server.config import Config
+from mlflow_webhooks.server.store import Store, open_database, sqlite_path
+from mlflow_webhooks.server.store import models as m
+from mlflow_webhooks.server.store.secrets import key_file_for
 
 # Parents before children, so foreign keys hold at every insert.
 COPIED: list[type[m.BaseModel]] = [

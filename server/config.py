@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from yarl import URL
 
-from server import egress
+from mlflow_webhooks.server import egress
 
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 

@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TypeVar
 
-from server import egress, events, filters, observe, validation
-from server.config import Config
-from server.delivery.dispatcher import (
+from mlflow_webhooks.server import egress, events, filters, observe, validation
+from mlflow_webhooks.server.config import Config
+from mlflow_webhooks.server.delivery.dispatcher import (
     OUTCOME_NAMES,
     after_redelivery,
     attempt_record,
@@ -24,10 +24,10 @@ from server.delivery.dispatcher import (
     decide,
     observed,
 )
-from server.delivery.sender import Attempt, Sender, iso_now, payload
-from server.errors import AlreadyExists, InvalidArgument, NotFound, Unavailable
-from server.group_commit import GroupCommit
-from server.store import (
+from mlflow_webhooks.server.delivery.sender import Attempt, Sender, iso_now, payload
+from mlflow_webhooks.server.errors import AlreadyExists, InvalidArgument, NotFound, Unavailable
+from mlflow_webhooks.server.group_commit import GroupCommit
+from mlflow_webhooks.server.store import (
     DatabaseUnavailable,
     DeliveryRecord,
     DeliveryStatus,

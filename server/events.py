@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from generated import webhooks_pb2 as pb
+from mlflow_webhooks.generated import webhooks_pb2 as pb
 
 Entity = int
 Action = int

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from server.errors import InvalidArgument
+from mlflow_webhooks.server.errors import InvalidArgument
 
 MAX_ENTRIES = 50  # per part
 MAX_LENGTH = 256  # per entry: MLflow's names are at most 256 characters

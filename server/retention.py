@@ -9,8 +9,8 @@ import asyncio
 import contextlib
 import logging
 
-from server.delivery.dispatcher import Db
-from server.store import Pruned, Store, now_ms
+from mlflow_webhooks.server.delivery.dispatcher import Db
+from mlflow_webhooks.server.store import Pruned, Store, now_ms
 
 log = logging.getLogger(__name__)
 

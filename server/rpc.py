@@ -16,14 +16,14 @@ from google.protobuf import struct_pb2
 from google.protobuf.descriptor import FieldDescriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
-from generated import webhook_delivery_pb2 as dpb
-from generated import webhook_delivery_pb2_grpc as dpb_grpc
-from generated import webhooks_pb2 as pb
-from generated import webhooks_pb2_grpc as pb_grpc
-from server import filters, observe
-from server.core import WebhookCore
-from server.errors import Code, InvalidArgument, ServiceError
-from server.store import AttemptRecord, DeliveryRecord, Health, WebhookRecord
+from mlflow_webhooks.generated import webhook_delivery_pb2 as dpb
+from mlflow_webhooks.generated import webhook_delivery_pb2_grpc as dpb_grpc
+from mlflow_webhooks.generated import webhooks_pb2 as pb
+from mlflow_webhooks.generated import webhooks_pb2_grpc as pb_grpc
+from mlflow_webhooks.server import filters, observe
+from mlflow_webhooks.server.core import WebhookCore
+from mlflow_webhooks.server.errors import Code, InvalidArgument, ServiceError
+from mlflow_webhooks.server.store import AttemptRecord, DeliveryRecord, Health, WebhookRecord
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ import socket
 import sys
 import tempfile
 
-from server import app, observe
-from server.config import Config
-from server.store import Store
+from mlflow_webhooks.server import app, observe
+from mlflow_webhooks.server.config import Config
+from mlflow_webhooks.server.store import Store
 
 log = logging.getLogger("webhooks.supervisor")
 
@@ -61,7 +61,11 @@ class Supervisor:
             observe.MULTIPROCESS_DIR: self._metrics_dir,
         }
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "server.supervisor", env=env, stdout=asyncio.subprocess.PIPE
+            sys.executable,
+            "-m",
+            "mlflow_webhooks.server.supervisor",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
         )
         self._procs[slot] = proc
         assert proc.stdout is not None

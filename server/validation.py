@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from aiohttp.helpers import is_canonical_ipv4_address, is_ip_address
 from yarl import URL
 
-from server import egress, events
-from server.errors import InvalidArgument
+from mlflow_webhooks.server import egress, events
+from mlflow_webhooks.server.errors import InvalidArgument
 
 MAX_URL = 500
 MAX_DESCRIPTION = 1000

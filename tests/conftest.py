@@ -6,8 +6,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from generated import webhooks_pb2_grpc
-from server.store import Store
+from mlflow_webhooks.generated import webhooks_pb2_grpc
+from mlflow_webhooks.server.store import Store
 from tests.databases import KINDS, Database, empty_tables, fresh
 
 # The MLflow fixtures (a cached MLflow venv, one plain and one bridged MLflow server per

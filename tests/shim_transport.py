@@ -16,7 +16,7 @@ import grpc
 from google.protobuf import descriptor_pool, json_format, message_factory
 from google.protobuf.message import Message
 
-from generated import (  # noqa: F401
+from mlflow_webhooks.generated import (  # noqa: F401
     databricks_pb2,
     webhook_delivery_pb2,
     webhook_delivery_pb2_grpc,

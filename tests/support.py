@@ -51,7 +51,7 @@ class ServerProcess:
             [
                 sys.executable,
                 "-m",
-                "server",
+                "mlflow_webhooks.server",
                 "--grpc-address",
                 "127.0.0.1:0",
                 "--http-address",

@@ -18,8 +18,8 @@ import pytest
 from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 
-from generated import webhook_delivery_pb2 as dpb
-from generated import webhooks_pb2 as pb
+from mlflow_webhooks.generated import webhook_delivery_pb2 as dpb
+from mlflow_webhooks.generated import webhooks_pb2 as pb
 from tests.shim_transport import PREFIXES, GrpcTransport, RestTransport
 from tests.support import Receiver
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import grpc
 
-from generated import webhook_delivery_pb2 as dpb
-from generated import webhook_delivery_pb2_grpc as dpb_grpc
-from generated import webhooks_pb2 as pb
-from generated import webhooks_pb2_grpc as pb_grpc
+from mlflow_webhooks.generated import webhook_delivery_pb2 as dpb
+from mlflow_webhooks.generated import webhook_delivery_pb2_grpc as dpb_grpc
+from mlflow_webhooks.generated import webhooks_pb2 as pb
+from mlflow_webhooks.generated import webhooks_pb2_grpc as pb_grpc
 from tests.databases import fresh
 from tests.support import ROOT, own_server, run_server
 
-SERVER = [sys.executable, "-m", "server"]
+SERVER = [sys.executable, "-m", "mlflow_webhooks.server"]
 
 
 def backup(*args: str) -> subprocess.CompletedProcess[str]:

@@ -10,9 +10,15 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from clients.python import WebhooksClient, WebhooksError, event_name, parse_event, to_json
-from generated import webhook_delivery_pb2 as dpb
-from generated import webhooks_pb2 as pb
+from mlflow_webhooks.clients.python import (
+    WebhooksClient,
+    WebhooksError,
+    event_name,
+    parse_event,
+    to_json,
+)
+from mlflow_webhooks.generated import webhook_delivery_pb2 as dpb
+from mlflow_webhooks.generated import webhooks_pb2 as pb
 from tests.conftest import PERMISSIVE
 from tests.support import Receiver, ServerProcess, make_certificates, run_server
 

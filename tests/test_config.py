@@ -7,7 +7,7 @@ import importlib.metadata
 
 import pytest
 
-from server.config import DEFAULT_RETRY_SCHEDULE, Config, ConfigError, parse
+from mlflow_webhooks.server.config import DEFAULT_RETRY_SCHEDULE, Config, ConfigError, parse
 
 
 def test_defaults_with_nothing_set() -> None:

@@ -17,10 +17,10 @@ import grpc
 import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from generated import webhook_delivery_pb2 as dpb
-from generated import webhook_delivery_pb2_grpc as dpb_grpc
-from generated import webhooks_pb2 as pb
-from generated import webhooks_pb2_grpc as pb_grpc
+from mlflow_webhooks.generated import webhook_delivery_pb2 as dpb
+from mlflow_webhooks.generated import webhook_delivery_pb2_grpc as dpb_grpc
+from mlflow_webhooks.generated import webhooks_pb2 as pb
+from mlflow_webhooks.generated import webhooks_pb2_grpc as pb_grpc
 from tests.databases import POSTGRES, Database, fresh
 from tests.support import PERMISSIVE, Receiver, ServerProcess, own_server, run_server
 

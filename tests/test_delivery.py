@@ -20,11 +20,11 @@ import pytest
 from google.protobuf import json_format, struct_pb2
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
-from generated import webhook_delivery_pb2 as dpb
-from generated import webhook_delivery_pb2_grpc as dpb_grpc
-from generated import webhooks_pb2 as pb
-from generated import webhooks_pb2_grpc as pb_grpc
-from server.events import EVENTS
+from mlflow_webhooks.generated import webhook_delivery_pb2 as dpb
+from mlflow_webhooks.generated import webhook_delivery_pb2_grpc as dpb_grpc
+from mlflow_webhooks.generated import webhooks_pb2 as pb
+from mlflow_webhooks.generated import webhooks_pb2_grpc as pb_grpc
+from mlflow_webhooks.server.events import EVENTS
 from tests.conftest import PERMISSIVE
 from tests.support import Receiver, ServerProcess, run_server
 
@@ -547,7 +547,7 @@ async def test_a_slow_webhook_holds_at_most_its_share_of_slots(tmp_path: Path) -
     ],
 )
 def test_published_data_is_read_as_json_format_reads_it(data: dict) -> None:
-    from server.rpc import plain_json
+    from mlflow_webhooks.server.rpc import plain_json
 
     struct = struct_pb2.Struct()
     struct.update(data)

@@ -12,12 +12,12 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from server import egress
-from server.delivery import retry_after
-from server.delivery.dispatcher import JITTER, RETRY_AFTER_CAP, decide
-from server.delivery.retry_after import parse_retry_after
-from server.delivery.sender import Attempt, Sender, headers, signature
-from server.store import DeliveryStatus, Outgoing
+from mlflow_webhooks.server import egress
+from mlflow_webhooks.server.delivery import retry_after
+from mlflow_webhooks.server.delivery.dispatcher import JITTER, RETRY_AFTER_CAP, decide
+from mlflow_webhooks.server.delivery.retry_after import parse_retry_after
+from mlflow_webhooks.server.delivery.sender import Attempt, Sender, headers, signature
+from mlflow_webhooks.server.store import DeliveryStatus, Outgoing
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from generated import webhook_delivery_pb2 as dpb
-from generated import webhooks_pb2 as pb
+from mlflow_webhooks.generated import webhook_delivery_pb2 as dpb
+from mlflow_webhooks.generated import webhooks_pb2 as pb
 from tests.support import Receiver, ServerProcess, make_certificates, run_server
 from tests.test_delivery import Api, make_api
 from tests.test_operations import metric, scrape

@@ -7,8 +7,8 @@ import ipaddress
 
 import pytest
 
-from server import egress
-from server.egress import Bypass, Policy, Rule
+from mlflow_webhooks.server import egress
+from mlflow_webhooks.server.egress import Bypass, Policy, Rule
 
 
 def refusal(policy: Policy, host: str, address: str) -> Rule | None:

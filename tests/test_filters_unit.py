@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from server import filters
-from server.errors import InvalidArgument
-from server.events import EVENTS
+from mlflow_webhooks.server import filters
+from mlflow_webhooks.server.errors import InvalidArgument
+from mlflow_webhooks.server.events import EVENTS
 
 MV = {"name": "fraud-detector", "version": "3", "source": "s", "tags": {}}
 ALIAS = {"name": "fraud-detector", "alias": "champion", "version": "3"}

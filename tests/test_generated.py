@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from generated import databricks_pb2, webhook_delivery_pb2, webhooks_pb2
-from generated.scalapb import scalapb_pb2
+from mlflow_webhooks.generated import databricks_pb2, webhook_delivery_pb2, webhooks_pb2
+from mlflow_webhooks.generated.scalapb import scalapb_pb2
 from tests.support import ROOT
 
 SHARED_SEED = Path(ROOT).parent / "shared/spec/webhooks.proto"

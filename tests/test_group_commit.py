@@ -14,12 +14,12 @@ from pathlib import Path
 import grpc
 import pytest
 
-from generated import webhook_delivery_pb2 as dpb
-from generated import webhook_delivery_pb2_grpc as dpb_grpc
-from generated import webhooks_pb2 as pb
-from generated import webhooks_pb2_grpc as pb_grpc
-from server.errors import InvalidArgument, Unavailable
-from server.group_commit import GroupCommit
+from mlflow_webhooks.generated import webhook_delivery_pb2 as dpb
+from mlflow_webhooks.generated import webhook_delivery_pb2_grpc as dpb_grpc
+from mlflow_webhooks.generated import webhooks_pb2 as pb
+from mlflow_webhooks.generated import webhooks_pb2_grpc as pb_grpc
+from mlflow_webhooks.server.errors import InvalidArgument, Unavailable
+from mlflow_webhooks.server.group_commit import GroupCommit
 from tests.databases import KINDS, POSTGRES, Database, fresh
 from tests.support import PERMISSIVE, Receiver, ServerProcess, run_server
 

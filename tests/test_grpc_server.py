@@ -21,8 +21,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from generated import webhooks_pb2 as pb
-from generated import webhooks_pb2_grpc as pb_grpc
+from mlflow_webhooks.generated import webhooks_pb2 as pb
+from mlflow_webhooks.generated import webhooks_pb2_grpc as pb_grpc
 from tests.conftest import PERMISSIVE
 from tests.support import ROOT, Receiver, ServerProcess, run_server
 
@@ -649,7 +649,7 @@ async def test_health_not_serving_while_draining(workdir: Path) -> None:
 
 def run_to_exit(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "server", *args],
+        [sys.executable, "-m", "mlflow_webhooks.server", *args],
         cwd=ROOT,
         env=os.environ.copy(),
         capture_output=True,
@@ -705,7 +705,7 @@ def test_second_server_on_same_grpc_port_refused(workdir: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "server",
+                "mlflow_webhooks.server",
                 "--grpc-address",
                 first.grpc_address,
                 "--http-address",

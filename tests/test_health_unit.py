@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from server.health import DatabaseHealth
+from mlflow_webhooks.server.health import DatabaseHealth
 
 
 class Probe:

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from clients.python import WebhooksClient
+from mlflow_webhooks.clients.python import WebhooksClient
 from tests.mlflow_env import MlflowServer
 from tests.support import ROOT, ServerProcess, run_server
 

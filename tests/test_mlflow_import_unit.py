@@ -8,8 +8,8 @@ import base64
 
 import pytest
 
-from clients.python import mlflow_import as mi
-from clients.python.mlflow_rest import (
+from mlflow_webhooks.clients.python import mlflow_import as mi
+from mlflow_webhooks.clients.python.mlflow_rest import (
     MlflowError,
     MlflowWebhook,
     auth_header,
@@ -17,7 +17,7 @@ from clients.python.mlflow_rest import (
     explain,
     request_headers,
 )
-from generated import webhooks_pb2 as pb
+from mlflow_webhooks.generated import webhooks_pb2 as pb
 
 
 def mlflow_hook(name: str = "deploy", url: str = "https://ci.example.com/h", **kw) -> MlflowWebhook:

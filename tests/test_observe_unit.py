@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from server import observe
+from mlflow_webhooks.server import observe
 
 
 @pytest.mark.parametrize("presented", ["a", "req-1", "trace.7_B-x", "0" * 128])

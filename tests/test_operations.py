@@ -17,11 +17,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from generated import webhook_delivery_pb2 as dpb
-from generated import webhook_delivery_pb2_grpc as dpb_grpc
-from generated import webhooks_pb2 as pb
-from generated import webhooks_pb2_grpc as pb_grpc
-from server.events import EVENTS
+from mlflow_webhooks.generated import webhook_delivery_pb2 as dpb
+from mlflow_webhooks.generated import webhook_delivery_pb2_grpc as dpb_grpc
+from mlflow_webhooks.generated import webhooks_pb2 as pb
+from mlflow_webhooks.generated import webhooks_pb2_grpc as pb_grpc
+from mlflow_webhooks.server.events import EVENTS
 from tests.conftest import PERMISSIVE
 from tests.support import ROOT, Receiver, ServerProcess, make_certificates, run_server
 from tests.test_mlflow_client import MlflowClientProcess
@@ -247,7 +247,7 @@ def test_missing_token_file_stops_the_start(tmp_path: Path):
         [
             str(ROOT / ".venv" / "bin" / "python"),
             "-m",
-            "server",
+            "mlflow_webhooks.server",
             "--auth-token-file",
             str(tmp_path / "absent"),
             "--grpc-address",
@@ -317,7 +317,13 @@ async def test_tls_for_grpc_and_http(tmp_path: Path):
 
 def test_tls_flags_go_together(tmp_path: Path):
     done = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "python"), "-m", "server", "--tls-cert", "x.pem"],
+        [
+            str(ROOT / ".venv" / "bin" / "python"),
+            "-m",
+            "mlflow_webhooks.server",
+            "--tls-cert",
+            "x.pem",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -561,7 +567,7 @@ async def test_access_log_off_drops_the_call_and_attempt_lines_but_not_the_metri
 async def test_access_lines_keep_the_log_format_and_go_out_once_per_loop_iteration() -> None:
     import io
 
-    from server.observe import AccessLog
+    from mlflow_webhooks.server.observe import AccessLog
 
     for log_format in ("text", "json"):
         stream = io.StringIO()

@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from generated import webhook_delivery_pb2 as dpb
-from server.delivery.dispatcher import after_redelivery
-from server.delivery.sender import Attempt
-from server.store import DeliveryStatus
+from mlflow_webhooks.generated import webhook_delivery_pb2 as dpb
+from mlflow_webhooks.server.delivery.dispatcher import after_redelivery
+from mlflow_webhooks.server.delivery.sender import Attempt
+from mlflow_webhooks.server.store import DeliveryStatus
 from tests.support import Receiver, own_server
 from tests.test_delivery import Api, make_api
 

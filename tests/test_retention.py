@@ -11,8 +11,8 @@ from pathlib import Path
 
 import aiohttp
 
-from server.retention import DAY_MS, cutoff
-from server.store import (
+from mlflow_webhooks.server.retention import DAY_MS, cutoff
+from mlflow_webhooks.server.store import (
     AttemptRecord,
     DeliveryStatus,
     EventRecord,
@@ -23,7 +23,7 @@ from server.store import (
     WebhookStatus,
     now_ms,
 )
-from server.store import models as m
+from mlflow_webhooks.server.store import models as m
 from tests.support import own_server
 
 EVENT = (2, 1)  # MODEL_VERSION, CREATED

@@ -15,10 +15,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from generated import webhook_delivery_pb2 as dpb
-from generated import webhook_delivery_pb2_grpc as dpb_grpc
-from generated import webhooks_pb2 as pb
-from generated import webhooks_pb2_grpc as pb_grpc
+from mlflow_webhooks.generated import webhook_delivery_pb2 as dpb
+from mlflow_webhooks.generated import webhook_delivery_pb2_grpc as dpb_grpc
+from mlflow_webhooks.generated import webhooks_pb2 as pb
+from mlflow_webhooks.generated import webhooks_pb2_grpc as pb_grpc
 from tests.conftest import PERMISSIVE
 from tests.databases import KINDS, Database, fresh
 from tests.support import Receiver, ServerProcess, run_server

@@ -17,8 +17,8 @@ import aiohttp
 import grpc
 import pytest
 
-from generated import webhook_delivery_pb2 as dpb
-from generated import webhooks_pb2 as pb
+from mlflow_webhooks.generated import webhook_delivery_pb2 as dpb
+from mlflow_webhooks.generated import webhooks_pb2 as pb
 from tests.support import Receiver, ServerProcess, own_server, run_server
 from tests.test_delivery import Api, make_api
 

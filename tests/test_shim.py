@@ -12,10 +12,15 @@ import aiohttp
 import grpc
 import pytest
 
-from generated import databricks_pb2, webhook_delivery_pb2, webhooks_pb2, webhooks_pb2_grpc
-from generated import webhooks_pb2 as pb
-from server.errors import Code
-from server.shim import mapping
+from mlflow_webhooks.generated import (
+    databricks_pb2,
+    webhook_delivery_pb2,
+    webhooks_pb2,
+    webhooks_pb2_grpc,
+)
+from mlflow_webhooks.generated import webhooks_pb2 as pb
+from mlflow_webhooks.server.errors import Code
+from mlflow_webhooks.server.shim import mapping
 from tests.conftest import PERMISSIVE
 from tests.support import ServerProcess, own_server, run_server
 

@@ -8,8 +8,8 @@ import errno
 
 import pytest
 
-from server.shim.connections import default_max_connections, quiet_accept_errors
-from server.shim.guards import HostRule, host_name, is_json
+from mlflow_webhooks.server.shim.connections import default_max_connections, quiet_accept_errors
+from mlflow_webhooks.server.shim.guards import HostRule, host_name, is_json
 
 
 @pytest.mark.parametrize(

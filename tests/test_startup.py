@@ -28,7 +28,7 @@ def server_command(tmp_path: Path, *args: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "server",
+        "mlflow_webhooks.server",
         "--grpc-address",
         "127.0.0.1:0",
         "--http-address",

@@ -19,12 +19,11 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from generated import webhooks_pb2 as pb
-from server.errors import Code, InvalidArgument
-from server.store import Store, WebhookRecord, now_ms
-from server.store import models as m
-from server.store.secrets import SecretKeyError
-from server.store.store import SCHEMA_VERSION
+from mlflow_webhooks.generated import webhooks_pb2 as pb
+from mlflow_webhooks.server.errors import Code, InvalidArgument
+from mlflow_webhooks.server.store import SCHEMA_VERSION, Store, WebhookRecord, now_ms
+from mlflow_webhooks.server.store import models as m
+from mlflow_webhooks.server.store.secrets import SecretKeyError
 from tests.support import ROOT
 
 MV_CREATED = (pb.MODEL_VERSION, pb.CREATED)
@@ -281,7 +280,7 @@ def run_server_expecting_exit(db: Path, key: str) -> subprocess.CompletedProcess
         [
             sys.executable,
             "-m",
-            "server",
+            "mlflow_webhooks.server",
             "--grpc-address",
             "127.0.0.1:0",
             "--http-address",
@@ -477,7 +476,7 @@ async def test_reads_answer_while_another_process_holds_the_write_lock(tmp_path:
     writer, so a write lock held elsewhere does not stop them."""
     import grpc
 
-    from generated import webhooks_pb2_grpc as pb_grpc
+    from mlflow_webhooks.generated import webhooks_pb2_grpc as pb_grpc
     from tests.support import own_server
 
     server = own_server(tmp_path)
@@ -506,7 +505,7 @@ def test_a_full_disk_is_reported_as_such(db: Path) -> None:
     """SQLite rolls back by itself when the disk is full; the error says the disk is full,
     not that peewee's own rollback then found no transaction. SQLite's max_page_count stands
     in for the disk: it fails writes with SQLITE_FULL exactly as a full disk does."""
-    from server.store import DiskFull, EventRecord
+    from mlflow_webhooks.server.store import DiskFull, EventRecord
 
     def big_event() -> EventRecord:
         return EventRecord(

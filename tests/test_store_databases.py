@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from server import filters
-from server.errors import AlreadyExists
-from server.store import (
+from mlflow_webhooks.server import filters
+from mlflow_webhooks.server.errors import AlreadyExists
+from mlflow_webhooks.server.store import (
+    SCHEMA_VERSION,
     AttemptRecord,
     DeliveryStatus,
     EventRecord,
@@ -22,8 +23,7 @@ from server.store import (
     WebhookStatus,
     now_ms,
 )
-from server.store.secrets import SecretKeyError
-from server.store.store import SCHEMA_VERSION
+from mlflow_webhooks.server.store.secrets import SecretKeyError
 from tests.databases import Database, fresh
 
 EVENT = (2, 1)  # MODEL_VERSION, CREATED
@@ -278,7 +278,7 @@ def test_schema_version_and_reopen(database: Database, store: Store) -> None:
     again = Store(database.url, database.secret_key)
     again.open()  # a second replica starting on the same schema
     assert len(again.list_webhooks(10, None).items) == 1
-    from server.store import models as m
+    from mlflow_webhooks.server.store import models as m
 
     assert m.SchemaVersion.select().first().version == SCHEMA_VERSION
     again.close()
@@ -287,9 +287,9 @@ def test_schema_version_and_reopen(database: Database, store: Store) -> None:
 def test_version_2_gains_the_payload_column_and_its_events_still_have_a_body(
     database: Database, store: Store
 ) -> None:
-    from server.delivery.dispatcher import body_of
-    from server.delivery.sender import payload
-    from server.store import models as m
+    from mlflow_webhooks.server.delivery.dispatcher import body_of
+    from mlflow_webhooks.server.delivery.sender import payload
+    from mlflow_webhooks.server.store import models as m
 
     store.create_webhook(webhook())
     _, [delivery_id] = store.publish(event())  # stored without a payload, as version 2 did
@@ -307,7 +307,7 @@ def test_version_2_gains_the_payload_column_and_its_events_still_have_a_body(
 
 
 def test_version_5_gains_the_redeliver_count_as_zero(database: Database, store: Store) -> None:
-    from server.store import models as m
+    from mlflow_webhooks.server.store import models as m
 
     store.create_webhook(webhook())
     _, [delivery_id] = store.publish(event())
@@ -328,7 +328,7 @@ def test_version_5_gains_the_redeliver_count_as_zero(database: Database, store: 
 def test_version_3_gains_the_key_hash_and_keys_used_before_still_hold(
     database: Database, store: Store
 ) -> None:
-    from server.store import models as m
+    from mlflow_webhooks.server.store import models as m
 
     store.create_webhook(webhook())
     first = store.publish(event("old"))  # its hash is dropped below, as version 3 had none

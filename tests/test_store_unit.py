@@ -7,8 +7,8 @@ import base64
 
 import pytest
 
-from server.errors import InvalidArgument
-from server.store.store import decode_cursor, encode_cursor
+from mlflow_webhooks.server.errors import InvalidArgument
+from mlflow_webhooks.server.store import decode_cursor, encode_cursor
 
 
 @pytest.mark.parametrize(

@@ -21,9 +21,9 @@ from typing import Any
 import grpc
 import pytest
 
-from generated import webhooks_pb2 as pb
-from generated import webhooks_pb2_grpc as pb_grpc
-from server import events
+from mlflow_webhooks.generated import webhooks_pb2 as pb
+from mlflow_webhooks.generated import webhooks_pb2_grpc as pb_grpc
+from mlflow_webhooks.server import events
 from tests.conftest import PERMISSIVE
 from tests.support import ROOT, Received, Receiver, ServerProcess, run_server
 
@@ -443,8 +443,8 @@ async def test_private_addresses_refused_at_create_and_at_send(
 async def test_test_is_recorded_in_the_delivery_log(
     stub: pb_grpc.WebhookServiceStub, channel: grpc.aio.Channel, receiver: Receiver
 ) -> None:
-    from generated import webhook_delivery_pb2 as dpb
-    from generated import webhook_delivery_pb2_grpc as dpb_grpc
+    from mlflow_webhooks.generated import webhook_delivery_pb2 as dpb
+    from mlflow_webhooks.generated import webhook_delivery_pb2_grpc as dpb_grpc
 
     deliveries = dpb_grpc.WebhookDeliveryServiceStub(channel)
     path = unique("ok")

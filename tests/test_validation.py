@@ -7,9 +7,9 @@ import ipaddress
 
 import pytest
 
-from generated import webhooks_pb2 as pb
-from server import egress, validation
-from server.errors import Code, InvalidArgument
+from mlflow_webhooks.generated import webhooks_pb2 as pb
+from mlflow_webhooks.server import egress, validation
+from mlflow_webhooks.server.errors import Code, InvalidArgument
 
 HTTPS = ("https",)
 BOTH = ("http", "https")

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from clients.python import WebhooksClient
-from clients.python.webhooksctl import moment
+from mlflow_webhooks.clients.python import WebhooksClient
+from mlflow_webhooks.clients.python.webhooksctl import moment
 from tests.conftest import PERMISSIVE
 from tests.support import ROOT, Receiver, ServerProcess, make_certificates, run_server
 

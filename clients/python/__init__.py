@@ -1,6 +1,6 @@
 """The Python client of the webhooks service and the `webhooksctl` operator tool."""
 
-from clients.python.client import (
+from mlflow_webhooks.clients.python.client import (
     WebhooksClient,
     WebhooksError,
     event_name,

@@ -13,9 +13,14 @@ from dataclasses import dataclass
 
 import grpc
 
-from clients.python.client import WebhooksClient, WebhooksError
-from clients.python.mlflow_rest import PAGE_SIZE, MlflowError, MlflowRest, MlflowWebhook
-from generated import webhooks_pb2 as pb
+from mlflow_webhooks.clients.python.client import WebhooksClient, WebhooksError
+from mlflow_webhooks.clients.python.mlflow_rest import (
+    PAGE_SIZE,
+    MlflowError,
+    MlflowRest,
+    MlflowWebhook,
+)
+from mlflow_webhooks.generated import webhooks_pb2 as pb
 
 # What each MLflow webhook came to.
 CREATED = "created"

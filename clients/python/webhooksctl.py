@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from clients.python import mlflow_import
-from clients.python.client import (
+from mlflow_webhooks.clients.python import mlflow_import
+from mlflow_webhooks.clients.python.client import (
     DEFAULT_TIMEOUT,
     WebhooksClient,
     WebhooksError,
@@ -25,9 +25,9 @@ from clients.python.client import (
     to_json,
     webhook_status,
 )
-from clients.python.mlflow_rest import MlflowError, MlflowRest, base_url
-from generated import webhook_delivery_pb2 as dpb
-from generated import webhooks_pb2 as pb
+from mlflow_webhooks.clients.python.mlflow_rest import MlflowError, MlflowRest, base_url
+from mlflow_webhooks.generated import webhook_delivery_pb2 as dpb
+from mlflow_webhooks.generated import webhooks_pb2 as pb
 
 PROG = "webhooksctl"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server.auth import OPEN_ROUTE_PREFIX as OPEN_ROUTE
+from mlflow_webhooks.server.auth import OPEN_ROUTE_PREFIX as OPEN_ROUTE
 
 STATIC = Path(__file__).parent / "static"
 PAGES = {

@@ -16,10 +16,17 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from server import observe, validation
-from server.delivery.sender import Attempt, Sender, payload
-from server.errors import Unavailable
-from server.store import AttemptRecord, DeliveryStatus, Outcome, Outgoing, Store, now_ms
+from mlflow_webhooks.server import observe, validation
+from mlflow_webhooks.server.delivery.sender import Attempt, Sender, payload
+from mlflow_webhooks.server.errors import Unavailable
+from mlflow_webhooks.server.store import (
+    AttemptRecord,
+    DeliveryStatus,
+    Outcome,
+    Outgoing,
+    Store,
+    now_ms,
+)
 
 log = logging.getLogger(__name__)
 

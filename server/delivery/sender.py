@@ -21,8 +21,8 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from server import egress, events, observe, validation
-from server.delivery.retry_after import parse_retry_after
+from mlflow_webhooks.server import egress, events, observe, validation
+from mlflow_webhooks.server.delivery.retry_after import parse_retry_after
 
 log = logging.getLogger(__name__)
 

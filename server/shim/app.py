@@ -10,13 +10,13 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
-from server import observe
-from server.errors import ServiceError
-from server.shim import guards, mapping
-from server.shim.guards import HostRule
-from server.shim.mapping import Failure
-from server.shim.openapi import document
-from server.shim.routes import Route, routes
+from mlflow_webhooks.server import observe
+from mlflow_webhooks.server.errors import ServiceError
+from mlflow_webhooks.server.shim import guards, mapping
+from mlflow_webhooks.server.shim.guards import HostRule
+from mlflow_webhooks.server.shim.mapping import Failure
+from mlflow_webhooks.server.shim.openapi import document
+from mlflow_webhooks.server.shim.routes import Route, routes
 
 log = logging.getLogger(__name__)
 

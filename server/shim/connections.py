@@ -23,7 +23,7 @@ import resource
 from collections.abc import Callable
 from typing import Any
 
-from server.observe import Throttle
+from mlflow_webhooks.server.observe import Throttle
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from server.errors import ServiceError
+from mlflow_webhooks.server.errors import ServiceError
 
 # gRPC status name -> (HTTP status, MLflow error_code). server.errors.Code is named after these,
 # so a new Code needs no line here. Client mistakes stay 4xx even where MLflow says 5xx.

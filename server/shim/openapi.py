@@ -7,8 +7,8 @@ from typing import Any
 
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
-from generated import databricks_pb2
-from server.shim.routes import Route
+from mlflow_webhooks.generated import databricks_pb2
+from mlflow_webhooks.server.shim.routes import Route
 
 Schema = dict[str, Any]
 

@@ -13,7 +13,7 @@ from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, MethodDescriptor
 from google.protobuf.message import Message
 
-from generated import databricks_pb2
+from mlflow_webhooks.generated import databricks_pb2
 
 Call = Callable[[Message], Awaitable[Message]]
 

@@ -1,23 +1,30 @@
-"""Storage: peewee models and the Store that the core calls."""
+"""Storage: peewee models and the Store that the core calls, with the records it hands out,
+its page tokens and its connection set-up in small modules of their own."""
 
-from server.store.models import DeliveryStatus, WebhookStatus
-from server.store.store import (
-    AttemptRecord,
+from mlflow_webhooks.server.store.connection import (
     DatabaseUnavailable,
-    DeliveryRecord,
     DiskFull,
+    open_database,
+    sqlite_path,
+)
+from mlflow_webhooks.server.store.models import DeliveryStatus, WebhookStatus
+from mlflow_webhooks.server.store.pagination import decode_cursor, encode_cursor
+from mlflow_webhooks.server.store.records import (
+    AttemptRecord,
+    DeliveryRecord,
     EventRecord,
     Health,
     Outcome,
     Outgoing,
     Page,
     Pruned,
-    Store,
     WebhookRecord,
     now_ms,
 )
+from mlflow_webhooks.server.store.store import SCHEMA_VERSION, Store
 
 __all__ = [
+    "SCHEMA_VERSION",
     "AttemptRecord",
     "DatabaseUnavailable",
     "DeliveryRecord",
@@ -32,5 +39,9 @@ __all__ = [
     "Store",
     "WebhookRecord",
     "WebhookStatus",
+    "decode_cursor",
+    "encode_cursor",
     "now_ms",
+    "open_database",
+    "sqlite_path",
 ]

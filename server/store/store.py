@@ -5,189 +5,57 @@ one short transaction."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import hashlib
 import json
-import os
-import sqlite3
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import peewee as pw
-from playhouse.db_url import connect, parse
 from playhouse.migrate import SchemaMigrator, migrate
-from playhouse.pool import PooledPostgresqlDatabase
 
-from server import filters
-from server.errors import AlreadyExists, InvalidArgument
-from server.events import Event
-from server.store import models as m
-from server.store.models import DeliveryStatus, WebhookStatus
-from server.store.secrets import open_box
+from mlflow_webhooks.server import filters
+from mlflow_webhooks.server.errors import AlreadyExists
+from mlflow_webhooks.server.events import Event
+from mlflow_webhooks.server.store import models as m
+from mlflow_webhooks.server.store.connection import (
+    DEFAULT_TIMEOUT,
+    DatabaseTimeout,
+    DatabaseUnavailable,
+    open_database,
+    sqlite_path,
+    unmasked,
+)
+from mlflow_webhooks.server.store.models import DeliveryStatus, WebhookStatus
+from mlflow_webhooks.server.store.pagination import decode_cursor, encode_cursor, keyset_page
+from mlflow_webhooks.server.store.records import (
+    AttemptRecord,
+    DeliveryRecord,
+    EventRecord,
+    Health,
+    Outcome,
+    Outgoing,
+    Page,
+    Pruned,
+    Published,
+    WebhookRecord,
+    now_ms,
+)
+from mlflow_webhooks.server.store.secrets import open_box
 
 T = TypeVar("T")
 SCHEMA_VERSION = max(m.TABLES_BY_VERSION)
-DEFAULT_TIMEOUT = 10.0  # seconds; --db-timeout
 # A call that waited this much less than its full timeout before it reached the database
 # gets what is left of it (one more statement on PostgreSQL, so only when it matters).
 SHORTENED = 0.1
-
-
-class DatabaseTimeout(pw.OperationalError):
-    """A call waited its whole --db-timeout for a connection or for the write lock."""
-
-
-class DiskFull(pw.OperationalError):
-    """SQLite could not grow the database file (SQLITE_FULL): writes fail until there is
-    room again; reads go on."""
-
-
-def _unmasked(error: pw.OperationalError) -> pw.OperationalError:
-    """SQLite rolls a transaction back by itself on some errors (a full disk), and peewee's
-    own rollback then fails with "cannot rollback - no transaction is active", which hides
-    the cause: the cause, and a full disk said plainly."""
-    cause: BaseException = error
-    # peewee's error, then sqlite3's about the rollback, then the one that made it roll back.
-    while "no transaction is active" in str(cause) and cause.__context__ is not None:
-        cause = cause.__context__
-    # peewee raises its own error while sqlite3's, with the error code, is being handled.
-    original = cause.__context__ if isinstance(cause, pw.OperationalError) else cause
-    if getattr(original, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
-        return DiskFull(
-            f"the disk holding the SQLite database is full ({original}): free space on it; "
-            "writes fail until then"
-        )
-    return cause if isinstance(cause, pw.OperationalError) else error
-
-
-# What the database raises when it cannot answer now (down, locked past the timeout): worth
-# retrying, unlike a bug.
-DatabaseUnavailable = (pw.OperationalError, pw.InterfaceError)
 IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000
 RESPONSE_BODY_LOGGED = 4096
-SQLITE_PRAGMAS = {
-    "journal_mode": "wal",
-    "synchronous": "normal",
-    "foreign_keys": 1,
-}
-
-
-@dataclass(frozen=True)
-class WebhookRecord:
-    id: str
-    name: str
-    url: str
-    events: list[Event]
-    status: int
-    creation_timestamp: int
-    last_updated_timestamp: int
-    description: str | None = None
-    secret: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class AttemptRecord:
-    number: int
-    timestamp: int  # Unix milliseconds
-    duration_ms: int
-    response_status: int | None
-    response_body: str
-    error: str | None
-
-
-@dataclass(frozen=True)
-class DeliveryRecord:
-    id: str
-    event_id: str
-    webhook_id: str
-    event: Event
-    status: DeliveryStatus
-    next_attempt_timestamp: int | None
-    creation_timestamp: int
-    is_test: bool
-    attempts: list[AttemptRecord] = field(default_factory=list)
-    attempt_count: int = 0
-    last_attempt: AttemptRecord | None = None  # without its response body
-    # What was sent: the event's data (JSON text) and time, read by get_delivery only.
-    data: str | None = None
-    occurred_at: str | None = None
-    # The body as sent: stored at publish; the core makes it from the two above for events
-    # stored before bodies were kept.
-    payload: str | None = None
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    id: str
-    event: Event
-    data: str  # JSON object text
-    occurred_at: str  # ISO-8601, as it goes into the payload
-    creation_timestamp: int
-    idempotency_key: str | None = None
-    payload: str | None = None  # the body every attempt sends, made once at publish
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """A delivery ready to send: what the sender needs, read in one query."""
-
-    delivery_id: str
-    webhook_id: str
-    attempt_count: int
-    event: Event
-    data: str
-    occurred_at: str
-    payload: str | None  # the stored body; None for events stored before it was kept
-    url: str | None  # None when the webhook is gone
-    secret: str | None = field(repr=False, default=None)
-    webhook_active: bool = False
-    manual_attempts: int = 0  # of attempt_count, the redelivers
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The result of one attempt, to be recorded with others in one transaction."""
-
-    delivery_id: str
-    attempt: AttemptRecord
-    status: DeliveryStatus
-    next_attempt_timestamp: int | None
-    webhook_to_disable: str | None = None  # a webhook id to set DISABLED (after a 410)
-    disable_reason: str = ""  # why, as the console and getWebhookHealth show it
-
-
-@dataclass(frozen=True)
-class Health:
-    """How one webhook is doing (getWebhookHealth)."""
-
-    webhook_id: str
-    last_delivery: DeliveryRecord | None
-    deliveries: int  # created since the window's start
-    failures: int  # of those, FAILED or PENDING after a failed attempt
-    disabled_reason: str | None = None
-    disabled_timestamp: int | None = None
-
-
-@dataclass(frozen=True)
-class Pruned:
-    deliveries: int
-    events: int
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[Any]
-    next_token: str | None
-
 
 # The hot path's statements, with `?` placeholders (see Store._sql). Identifiers are quoted
 # as peewee quotes them, so they mean the same tables on SQLite and PostgreSQL.
@@ -334,9 +202,6 @@ def _dialect(text: str, param: str) -> str:
     return text if param == "?" else text.replace("?", param)
 
 
-Published = tuple[str, list[str]]  # an event id and its delivery ids
-
-
 def event_hash(kind: Event, data: str) -> str:
     """What an idempotency key is tied to: the event's entity, action and data, whatever the
     order of the data's keys."""
@@ -350,82 +215,6 @@ def _key_reused(key: str, event_id: str) -> AlreadyExists:
         f"(event_id {event_id}); send that same event to get its answer again, or use a new "
         "key for a new event."
     )
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def encode_cursor(timestamp: int, item_id: str) -> str:
-    raw = json.dumps([timestamp, item_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(token: str) -> tuple[int, str]:
-    try:
-        timestamp, item_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        if isinstance(timestamp, int) and 0 <= timestamp < 2**63 and isinstance(item_id, str):
-            return timestamp, item_id
-    except (ValueError, TypeError, binascii.Error, RecursionError):
-        pass
-    raise InvalidArgument(
-        f"Invalid page_token {token!r}: pass the next_page_token of the previous response "
-        "unchanged."
-    )
-
-
-def sqlite_path(database_url: str) -> str | None:
-    """The file path of an SQLite URL (":memory:" for memory), or None for other databases."""
-    parts = urlsplit(database_url)
-    if not parts.scheme.startswith("sqlite"):
-        return None
-    path = database_url.split("://", 1)[1].split("?", 1)[0]
-    return (path[1:] if path.startswith("/") else path) or ":memory:"
-
-
-class BoundedPostgres(PooledPostgresqlDatabase):
-    """Pooled PostgreSQL connections that wait at most `timeout` seconds for a lock or for a
-    statement, so a locked table answers an error instead of holding the caller."""
-
-    def __init__(self, database: str, timeout: float, **kwargs: Any) -> None:
-        self._timeout_ms = max(1, int(timeout * 1000))
-        # libpq's connect_timeout is whole seconds, at least 2.
-        kwargs.setdefault("connect_timeout", max(2, -(-self._timeout_ms // 1000)))
-        super().__init__(database, **kwargs)
-
-    def _initialize_connection(self, conn: Any) -> None:
-        # Set per session rather than as a startup option: a URL's own `options` stay as
-        # given, and PgBouncer (which refuses unknown startup options) passes a SET through.
-        with conn.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('lock_timeout', %s, false), "
-                "set_config('statement_timeout', %s, false)",
-                (f"{self._timeout_ms}ms", f"{self._timeout_ms}ms"),
-            )
-
-
-def open_database(
-    database_url: str, connections: int, timeout: float = DEFAULT_TIMEOUT
-) -> pw.Database:
-    """SQLite in WAL mode, or PostgreSQL through a connection pool, each waiting at most
-    `timeout` seconds on a lock; any other playhouse.db_url URL as given."""
-    path = sqlite_path(database_url)
-    if path is not None:
-        if path != ":memory:":
-            # Made here, owner-only: SQLite gives the -wal and -shm files the mode of the
-            # database file, and left to itself would make all three 0644.
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        pragmas = {**SQLITE_PRAGMAS, "busy_timeout": max(1, int(timeout * 1000))}
-        return connect(database_url, pragmas=pragmas)
-    scheme, rest = database_url.split("://", 1)
-    if scheme in ("postgres", "postgresql"):
-        return BoundedPostgres(
-            timeout=timeout,
-            max_connections=connections,
-            stale_timeout=300,
-            **parse(f"postgresql://{rest}"),
-        )
-    return connect(database_url)
 
 
 class Store:
@@ -563,10 +352,10 @@ class Store:
                 with self.db.atomic("IMMEDIATE"):
                     yield
             except pw.OperationalError as e:
-                unmasked = _unmasked(e)
-                if unmasked is e:
+                cause = unmasked(e)
+                if cause is e:
                     raise
-                raise unmasked from None
+                raise cause from None
         finally:
             if shortened and not self.db.is_closed():
                 self._busy_timeout(self.timeout)
@@ -631,7 +420,7 @@ class Store:
         )
 
     def list_webhooks(self, limit: int, page_token: str | None) -> Page:
-        rows, token = _keyset_page(m.Webhook.select(), m.Webhook, limit, page_token)
+        rows, token = keyset_page(m.Webhook.select(), m.Webhook, limit, page_token)
         return Page(self._records(rows), token)
 
     def update_webhook(
@@ -1157,7 +946,7 @@ class Store:
             query = query.where(m.Delivery.creation_timestamp >= since)
         if until is not None:
             query = query.where(m.Delivery.creation_timestamp < until)
-        rows, token = _keyset_page(query, m.Delivery, limit, page_token)
+        rows, token = keyset_page(query, m.Delivery, limit, page_token)
         return Page([_summary(row) for row in rows], token)
 
     def failed_deliveries(
@@ -1382,25 +1171,6 @@ def _cancel_pending(webhook_id: str) -> None:
     ).where(
         (m.Delivery.webhook_id == webhook_id) & (m.Delivery.status == DeliveryStatus.PENDING)
     ).execute()
-
-
-def _keyset_page(
-    query: pw.ModelSelect, model: type[m.BaseModel], limit: int, page_token: str | None
-) -> tuple[list[Any], str | None]:
-    """Newest first by (creation_timestamp, id): a page starts strictly after the last row of
-    the previous one, so rows created or deleted meanwhile neither shift nor repeat it."""
-    created, key = model.creation_timestamp, model.id  # type: ignore[attr-defined]
-    if page_token:
-        ts, last_id = decode_cursor(page_token)
-        # A row-value comparison: SQLite and PostgreSQL answer it with a range search of the
-        # (creation_timestamp, id) index, where the equivalent OR of two conditions made SQLite
-        # scan the index from the newest row, so that page N cost O(N).
-        query = query.where(pw.Tuple(created, key) < pw.Tuple(ts, last_id))
-    rows = list(query.order_by(created.desc(), key.desc()).limit(limit + 1))
-    if len(rows) <= limit:
-        return rows, None
-    last = rows[limit - 1]
-    return rows[:limit], encode_cursor(last.creation_timestamp, last.id)
 
 
 def _delivery(

@@ -1,0 +1,125 @@
+"""What the store hands out and takes in: plain frozen dataclasses, no SQL."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlflow_webhooks.server.events import Event
+from mlflow_webhooks.server.store.models import DeliveryStatus
+
+
+@dataclass(frozen=True)
+class WebhookRecord:
+    id: str
+    name: str
+    url: str
+    events: list[Event]
+    status: int
+    creation_timestamp: int
+    last_updated_timestamp: int
+    description: str | None = None
+    secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    number: int
+    timestamp: int  # Unix milliseconds
+    duration_ms: int
+    response_status: int | None
+    response_body: str
+    error: str | None
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    id: str
+    event_id: str
+    webhook_id: str
+    event: Event
+    status: DeliveryStatus
+    next_attempt_timestamp: int | None
+    creation_timestamp: int
+    is_test: bool
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    attempt_count: int = 0
+    last_attempt: AttemptRecord | None = None  # without its response body
+    # What was sent: the event's data (JSON text) and time, read by get_delivery only.
+    data: str | None = None
+    occurred_at: str | None = None
+    # The body as sent: stored at publish; the core makes it from the two above for events
+    # stored before bodies were kept.
+    payload: str | None = None
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    id: str
+    event: Event
+    data: str  # JSON object text
+    occurred_at: str  # ISO-8601, as it goes into the payload
+    creation_timestamp: int
+    idempotency_key: str | None = None
+    payload: str | None = None  # the body every attempt sends, made once at publish
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A delivery ready to send: what the sender needs, read in one query."""
+
+    delivery_id: str
+    webhook_id: str
+    attempt_count: int
+    event: Event
+    data: str
+    occurred_at: str
+    payload: str | None  # the stored body; None for events stored before it was kept
+    url: str | None  # None when the webhook is gone
+    secret: str | None = field(repr=False, default=None)
+    webhook_active: bool = False
+    manual_attempts: int = 0  # of attempt_count, the redelivers
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one attempt, to be recorded with others in one transaction."""
+
+    delivery_id: str
+    attempt: AttemptRecord
+    status: DeliveryStatus
+    next_attempt_timestamp: int | None
+    webhook_to_disable: str | None = None  # a webhook id to set DISABLED (after a 410)
+    disable_reason: str = ""  # why, as the console and getWebhookHealth show it
+
+
+@dataclass(frozen=True)
+class Health:
+    """How one webhook is doing (getWebhookHealth)."""
+
+    webhook_id: str
+    last_delivery: DeliveryRecord | None
+    deliveries: int  # created since the window's start
+    failures: int  # of those, FAILED or PENDING after a failed attempt
+    disabled_reason: str | None = None
+    disabled_timestamp: int | None = None
+
+
+@dataclass(frozen=True)
+class Pruned:
+    deliveries: int
+    events: int
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    next_token: str | None
+
+
+Published = tuple[str, list[str]]  # an event id and its delivery ids
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
