@@ -47,6 +47,10 @@ def _private_file(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
         raise BackupError(f"{path} exists; give a new file name") from None
+    except FileNotFoundError:
+        raise BackupError(f"{path.parent} does not exist; create it first") from None
+    except OSError as e:
+        raise BackupError(f"cannot create {path}: {e.strerror}") from None
 
 
 def backup(database_url: str, target: Path) -> list[Path]:

@@ -68,13 +68,16 @@ async def test_backup_of_a_live_server_restores(tmp_path: Path) -> None:
         assert again.stop() == 0
 
 
-def test_backup_refuses_to_overwrite_and_postgres(tmp_path: Path) -> None:
+def test_backup_refuses_to_overwrite_a_missing_directory_and_postgres(tmp_path: Path) -> None:
     (tmp_path / "webhooks.db").write_bytes(b"")
     taken = tmp_path / "taken.db"
     taken.write_text("precious")
     done = backup("--database-url", f"sqlite:///{tmp_path}/webhooks.db", str(taken))
     assert done.returncode == 1 and "exists" in done.stderr
     assert taken.read_text() == "precious"
+    done = backup("--database-url", f"sqlite:///{tmp_path}/webhooks.db", "no-such-dir/x.db")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == "webhooks-server backup: no-such-dir does not exist; create it first\n"
     done = backup("--database-url", "postgresql://u@h/db", str(tmp_path / "x.db"))
     assert done.returncode == 1 and "pg_dump" in done.stderr
     assert done.stderr.count("\n") == 1
