@@ -43,22 +43,28 @@ class ServerProcess:
     stderr_path: Path | None = None
     database: Any = None  # the tests.databases.Database it runs on, when a fixture made it
     preexec: Callable[[], None] | None = None  # runs in the child before exec (e.g. rlimits)
+    # In place of `python -m server --grpc-address 127.0.0.1:0 --http-address 127.0.0.1:0`:
+    # a command that starts the server some other way (a doc's `make run`); it gets the free
+    # ports through the environment, which its flags may override.
+    command: list[str] | None = None
+    cwd: Path = ROOT
 
     def start(self, workdir: Path) -> ServerProcess:
         self.stderr_path = workdir / f"server-{os.getpid()}-{id(self)}.log"
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        if self.command is None:
+            command = [sys.executable, "-m", "mlflow_webhooks.server"]
+            command += ["--grpc-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0"]
+        else:
+            command = self.command
+            env = {
+                "WEBHOOKS_GRPC_ADDRESS": "127.0.0.1:0",
+                "WEBHOOKS_HTTP_ADDRESS": "127.0.0.1:0",
+                **env,
+            }
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow_webhooks.server",
-                "--grpc-address",
-                "127.0.0.1:0",
-                "--http-address",
-                "127.0.0.1:0",
-                *self.args,
-            ],
-            cwd=ROOT,
+            [*command, *self.args],
+            cwd=self.cwd,
             env=env,
             stdout=subprocess.PIPE,
             stderr=self.stderr_path.open("w"),
