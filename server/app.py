@@ -215,6 +215,7 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
         sock=http_sock,
         ssl=tls[1] if tls else None,
         ssl_handshake_timeout=connections.HEADER_TIMEOUT if tls else None,
+        backlog=connections.ACCEPT_BURST,
     )
     await sender.start()
 

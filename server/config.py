@@ -263,7 +263,8 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         "--max-connections",
         "WEBHOOKS_MAX_CONNECTIONS",
         None,
-        "most HTTP connections open at once; default: half the open-files limit, at most 10000",
+        "most HTTP connections open at once; default: half of the open-files limit less 100 "
+        "(one accept burst), at most 10000",
     )
     parser.add_argument(
         "--allow-private-urls",

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,10 @@ class ServerProcess:
     http_url: str = ""
     stderr_path: Path | None = None
     database: Any = None  # the tests.databases.Database it runs on, when a fixture made it
-    preexec: Callable[[], None] | None = None  # runs in the child before exec (e.g. rlimits)
+    # (soft, hard) RLIMIT_NOFILE for the server, set by prlimit(1) before it execs the server:
+    # never a preexec_fn, which forks this process while gRPC's threads run, and gRPC's fork
+    # handlers can then break the child before it execs.
+    open_files: tuple[int, int] | None = None
     # In place of `python -m server --grpc-address 127.0.0.1:0 --http-address 127.0.0.1:0`:
     # a command that starts the server some other way (a doc's `make run`); it gets the free
     # ports through the environment, which its flags may override.
@@ -62,6 +64,8 @@ class ServerProcess:
                 "WEBHOOKS_HTTP_ADDRESS": "127.0.0.1:0",
                 **env,
             }
+        if self.open_files is not None:
+            command = ["prlimit", "--nofile={}:{}".format(*self.open_files), "--", *command]
         self.proc = subprocess.Popen(
             [*command, *self.args],
             cwd=self.cwd,
@@ -69,7 +73,6 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=self.stderr_path.open("w"),
             text=True,
-            preexec_fn=self.preexec,
         )
         lines: queue.Queue[str] = queue.Queue()
 
@@ -113,22 +116,22 @@ def run_server(
     workdir: Path,
     *args: str,
     env: dict[str, str] | None = None,
-    preexec: Callable[[], None] | None = None,
+    open_files: tuple[int, int] | None = None,
 ) -> ServerProcess:
-    return ServerProcess(list(args), env or {}, preexec=preexec).start(workdir)
+    return ServerProcess(list(args), env or {}, open_files=open_files).start(workdir)
 
 
 def own_server(
     workdir: Path,
     *args: str,
     env: dict[str, str] | None = None,
-    preexec: Callable[[], None] | None = None,
+    open_files: tuple[int, int] | None = None,
 ) -> ServerProcess:
     """A server of its own on a fresh SQLite file in `workdir`, taking loopback HTTP
     receivers; `args` come last, so they win over these defaults."""
     database = f"sqlite:///{workdir}/webhooks.db"
     return run_server(
-        workdir, *PERMISSIVE, "--database-url", database, *args, env=env, preexec=preexec
+        workdir, *PERMISSIVE, "--database-url", database, *args, env=env, open_files=open_files
     )
 
 

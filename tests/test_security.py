@@ -203,14 +203,10 @@ async def health(server: ServerProcess) -> int:
         return response.status
 
 
-def lower_open_files(limit: int) -> None:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
-
-
 async def test_half_sent_requests_are_closed_and_health_answers(tmp_path: Path) -> None:
     # The open-files limit of the report, scaled down: more half-sent requests
     # than the server has file descriptors.
-    server = own_server(tmp_path, preexec=lambda: lower_open_files(256))
+    server = own_server(tmp_path, open_files=(256, 256))
     host, port = server.http_url.removeprefix("http://").rsplit(":", 1)
     sockets: list[socket.socket] = []
     try:
@@ -228,11 +224,8 @@ async def test_half_sent_requests_are_closed_and_health_answers(tmp_path: Path) 
 
 
 async def test_soft_open_files_limit_is_raised_to_the_hard_one(tmp_path: Path) -> None:
-    def soft_below_hard() -> None:
-        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
-
-    server = own_server(tmp_path, preexec=soft_below_hard)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    server = own_server(tmp_path, open_files=(256, hard))
     try:
         assert server.proc is not None
         limits = Path(f"/proc/{server.proc.pid}/limits").read_text()

@@ -11,7 +11,7 @@ checks time out, and asyncio logs each failure. So, below aiohttp, at the protoc
   headers is closed to make room, and when none is waiting the new connection is answered
   503 and closed, so that the file descriptors never run out under the server's feet;
 - the open-files soft limit is raised to the hard limit at start, and the cap's default
-  leaves half of it to gRPC, the database and deliveries;
+  leaves room for one accept burst and half the rest to gRPC, the database and deliveries;
 - accept errors that do happen are logged once every few seconds, not once per attempt."""
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 
 HEADER_TIMEOUT = 10.0  # seconds from connecting to the end of the first request's headers
 MAX_DEFAULT_CONNECTIONS = 10_000  # beyond this, memory runs out before descriptors do
+# asyncio accepts up to this many connections in one go (and listens with it as the
+# backlog); connections closed to make room give their descriptors back only after that
+# burst, so the descriptors in use can briefly reach the cap plus this many.
+ACCEPT_BURST = 100
 TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\n"
@@ -51,11 +55,12 @@ def raise_open_files_limit() -> int:
 
 
 def default_max_connections(open_files: int) -> int:
-    """Half the open-files limit (the rest is for gRPC callers, database connections and
-    delivery sockets), at least 16 and at most MAX_DEFAULT_CONNECTIONS."""
+    """Half of what the open-files limit leaves beside one accept burst (the other half is
+    for gRPC callers, database connections and delivery sockets), at least 16 and at most
+    MAX_DEFAULT_CONNECTIONS."""
     if open_files == resource.RLIM_INFINITY:
         return MAX_DEFAULT_CONNECTIONS
-    return max(16, min(open_files // 2, MAX_DEFAULT_CONNECTIONS))
+    return max(16, min((open_files - ACCEPT_BURST) // 2, MAX_DEFAULT_CONNECTIONS))
 
 
 class ConnectionGuard:
