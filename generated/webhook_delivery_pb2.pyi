@@ -235,3 +235,37 @@ class GetWebhookFilter(_message.Message):
     WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
     webhook_id: str
     def __init__(self, webhook_id: _Optional[str] = ...) -> None: ...
+
+class WebhookDeliverySettings(_message.Message):
+    __slots__ = ("retry_schedule", "timeout_seconds", "max_concurrency")
+    RETRY_SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    retry_schedule: _containers.RepeatedScalarFieldContainer[float]
+    timeout_seconds: float
+    max_concurrency: int
+    def __init__(self, retry_schedule: _Optional[_Iterable[float]] = ..., timeout_seconds: _Optional[float] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
+
+class SetWebhookDeliverySettings(_message.Message):
+    __slots__ = ("webhook_id", "settings")
+    class Response(_message.Message):
+        __slots__ = ("settings",)
+        SETTINGS_FIELD_NUMBER: _ClassVar[int]
+        settings: WebhookDeliverySettings
+        def __init__(self, settings: _Optional[_Union[WebhookDeliverySettings, _Mapping]] = ...) -> None: ...
+    WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    webhook_id: str
+    settings: WebhookDeliverySettings
+    def __init__(self, webhook_id: _Optional[str] = ..., settings: _Optional[_Union[WebhookDeliverySettings, _Mapping]] = ...) -> None: ...
+
+class GetWebhookDeliverySettings(_message.Message):
+    __slots__ = ("webhook_id",)
+    class Response(_message.Message):
+        __slots__ = ("settings",)
+        SETTINGS_FIELD_NUMBER: _ClassVar[int]
+        settings: WebhookDeliverySettings
+        def __init__(self, settings: _Optional[_Union[WebhookDeliverySettings, _Mapping]] = ...) -> None: ...
+    WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    webhook_id: str
+    def __init__(self, webhook_id: _Optional[str] = ...) -> None: ...

@@ -74,6 +74,16 @@ class WebhookDeliveryServiceStub:
                 request_serializer=webhook__delivery__pb2.GetWebhookFilter.SerializeToString,
                 response_deserializer=webhook__delivery__pb2.GetWebhookFilter.Response.FromString,
                 _registered_method=True)
+        self.setWebhookDeliverySettings = channel.unary_unary(
+                '/mlflow.WebhookDeliveryService/setWebhookDeliverySettings',
+                request_serializer=webhook__delivery__pb2.SetWebhookDeliverySettings.SerializeToString,
+                response_deserializer=webhook__delivery__pb2.SetWebhookDeliverySettings.Response.FromString,
+                _registered_method=True)
+        self.getWebhookDeliverySettings = channel.unary_unary(
+                '/mlflow.WebhookDeliveryService/getWebhookDeliverySettings',
+                request_serializer=webhook__delivery__pb2.GetWebhookDeliverySettings.SerializeToString,
+                response_deserializer=webhook__delivery__pb2.GetWebhookDeliverySettings.Response.FromString,
+                _registered_method=True)
         self.listEventTypes = channel.unary_unary(
                 '/mlflow.WebhookDeliveryService/listEventTypes',
                 request_serializer=webhook__delivery__pb2.ListEventTypes.SerializeToString,
@@ -142,6 +152,22 @@ class WebhookDeliveryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def setWebhookDeliverySettings(self, request, context):
+        """Sets a webhook's delivery settings: its retry schedule, timeout and maximum concurrency,
+        each within the server's limits. The settings given replace the webhook's whole settings;
+        a part left out (or none given) goes back to the server's own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def getWebhookDeliverySettings(self, request, context):
+        """A webhook's delivery settings; empty when it has none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def listEventTypes(self, request, context):
         """The events a webhook may subscribe to and a producer may publish, with their data fields.
         """
@@ -191,6 +217,16 @@ def add_WebhookDeliveryServiceServicer_to_server(servicer, server):
                     servicer.getWebhookFilter,
                     request_deserializer=webhook__delivery__pb2.GetWebhookFilter.FromString,
                     response_serializer=webhook__delivery__pb2.GetWebhookFilter.Response.SerializeToString,
+            ),
+            'setWebhookDeliverySettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.setWebhookDeliverySettings,
+                    request_deserializer=webhook__delivery__pb2.SetWebhookDeliverySettings.FromString,
+                    response_serializer=webhook__delivery__pb2.SetWebhookDeliverySettings.Response.SerializeToString,
+            ),
+            'getWebhookDeliverySettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.getWebhookDeliverySettings,
+                    request_deserializer=webhook__delivery__pb2.GetWebhookDeliverySettings.FromString,
+                    response_serializer=webhook__delivery__pb2.GetWebhookDeliverySettings.Response.SerializeToString,
             ),
             'listEventTypes': grpc.unary_unary_rpc_method_handler(
                     servicer.listEventTypes,
@@ -414,6 +450,60 @@ class WebhookDeliveryService:
             '/mlflow.WebhookDeliveryService/getWebhookFilter',
             webhook__delivery__pb2.GetWebhookFilter.SerializeToString,
             webhook__delivery__pb2.GetWebhookFilter.Response.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def setWebhookDeliverySettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlflow.WebhookDeliveryService/setWebhookDeliverySettings',
+            webhook__delivery__pb2.SetWebhookDeliverySettings.SerializeToString,
+            webhook__delivery__pb2.SetWebhookDeliverySettings.Response.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def getWebhookDeliverySettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlflow.WebhookDeliveryService/getWebhookDeliverySettings',
+            webhook__delivery__pb2.GetWebhookDeliverySettings.SerializeToString,
+            webhook__delivery__pb2.GetWebhookDeliverySettings.Response.FromString,
             options,
             channel_credentials,
             insecure,

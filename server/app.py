@@ -137,10 +137,9 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     )
     core = WebhookCore(config, store, sender)
     await core.db(store.open)
-    dispatcher = Dispatcher(
-        store, sender, core.db, config.retry_schedule, lease_seconds=config.delivery_timeout + 10
-    )
+    dispatcher = Dispatcher(store, sender, core.db, config.retry_schedule, config.delivery_timeout)
     core.on_published = dispatcher.wake
+    core.on_deleted = dispatcher.forget
 
     draining = False
     health_servicer = health.aio.HealthServicer()
@@ -189,7 +188,8 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
             backlog = None  # the database's last answer time tells why
         # Rendered in a thread: with --workers it reads every worker's files, and however
         # long it takes, /health and every other call keep being answered meanwhile.
-        return await asyncio.to_thread(observe.render, backlog, database.last_answer)
+        windows = dispatcher.pacer.windows()  # read here, on the loop that changes them
+        return await asyncio.to_thread(observe.render, backlog, database.last_answer, windows)
 
     app = shim.build(
         servicers,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from yarl import URL
 
 from mlflow_webhooks.server import egress
+from mlflow_webhooks.server.delivery.settings import Limits
 
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 
@@ -48,6 +49,8 @@ class Config:
     egress_proxy_bypass: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()  # Host names the shim answers besides loopback ones
     max_connections: int | None = None  # None: a cap below the open-files limit, at start
+    # The bounds of webhooks' own delivery settings (--max-retries and the like).
+    limits: Limits = field(default_factory=Limits)
 
 
 def _split_address(value: str, flag: str) -> str:
@@ -273,6 +276,30 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         help="allow loopback and private addresses, and make no DNS look-up at create and "
         "update [WEBHOOKS_ALLOW_PRIVATE_URLS=true; default: off]",
     )
+    flag(
+        "--max-retries",
+        "WEBHOOKS_MAX_RETRIES",
+        str(defaults.limits.max_retries),
+        "most retries a webhook's own retry schedule may have",
+    )
+    flag(
+        "--max-retry-window",
+        "WEBHOOKS_MAX_RETRY_WINDOW",
+        f"{defaults.limits.max_retry_window:g}",
+        "longest total, in seconds, of a webhook's own retry schedule",
+    )
+    flag(
+        "--max-delivery-timeout",
+        "WEBHOOKS_MAX_DELIVERY_TIMEOUT",
+        f"{defaults.limits.max_delivery_timeout:g}",
+        "longest timeout, in seconds, a webhook's settings may give its attempts",
+    )
+    flag(
+        "--max-webhook-concurrency",
+        "WEBHOOKS_MAX_WEBHOOK_CONCURRENCY",
+        str(defaults.limits.max_webhook_concurrency),
+        "highest maximum concurrency a webhook's settings may give it (per process)",
+    )
     args = parser.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ConfigError("--tls-cert and --tls-key go together: give both, or neither")
@@ -314,5 +341,13 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
             _count(args.max_connections, "--max-connections", "connections")
             if args.max_connections
             else None
+        ),
+        limits=Limits(
+            max_retries=_count(args.max_retries, "--max-retries", "retries"),
+            max_retry_window=_positive(args.max_retry_window, "--max-retry-window"),
+            max_delivery_timeout=_positive(args.max_delivery_timeout, "--max-delivery-timeout"),
+            max_webhook_concurrency=_count(
+                args.max_webhook_concurrency, "--max-webhook-concurrency", "deliveries"
+            ),
         ),
     )

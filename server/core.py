@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from mlflow_webhooks.server import egress, events, filters, observe, validation
 from mlflow_webhooks.server.config import Config
+from mlflow_webhooks.server.delivery import settings as delivery_settings
 from mlflow_webhooks.server.delivery.dispatcher import (
     OUTCOME_NAMES,
     after_redelivery,
@@ -90,6 +91,9 @@ class WebhookCore:
         # Called after a publish commits deliveries; the app points it at the dispatcher's
         # wake-up, so a new event does not wait for the next poll.
         self.on_published: Callable[[], None] = lambda: None
+        # Called with the id of a webhook this process deleted: the app points it at the
+        # dispatcher, which drops the webhook's adaptive window.
+        self.on_deleted: Callable[[str], None] = lambda _: None
         # Concurrent publishes share one write transaction (see server/group_commit.py).
         self._publishes: GroupCommit[EventRecord, tuple[str, list[str]]] = GroupCommit(
             self._publish_batch
@@ -217,6 +221,7 @@ class WebhookCore:
     async def delete_webhook(self, webhook_id: str) -> None:
         if not await self.db(self._store.delete_webhook, required(webhook_id, "webhook_id")):
             raise not_found(webhook_id)
+        self.on_deleted(webhook_id)
 
     async def set_webhook_filter(
         self,
@@ -234,6 +239,31 @@ class WebhookCore:
 
     async def get_webhook_filter(self, webhook_id: str) -> filters.Filter:
         found = await self.read(self._store.get_filter, required(webhook_id, "webhook_id"))
+        if found is None:
+            raise not_found(webhook_id)
+        return found
+
+    async def set_delivery_settings(
+        self,
+        webhook_id: str,
+        retry_schedule: Sequence[float] = (),
+        timeout: float | None = None,
+        max_concurrency: int | None = None,
+    ) -> delivery_settings.DeliverySettings:
+        """Stores a webhook's delivery settings, within the operator's limits; empty ones
+        remove them."""
+        required(webhook_id, "webhook_id")
+        settings = delivery_settings.validated(
+            retry_schedule, timeout, max_concurrency, self._config.limits
+        )
+        if not await self.db(self._store.set_delivery_settings, webhook_id, settings):
+            raise not_found(webhook_id)
+        return settings
+
+    async def get_delivery_settings(self, webhook_id: str) -> delivery_settings.DeliverySettings:
+        found = await self.read(
+            self._store.get_delivery_settings, required(webhook_id, "webhook_id")
+        )
         if found is None:
             raise not_found(webhook_id)
         return found
@@ -260,7 +290,8 @@ class WebhookCore:
         delivery_id = str(uuid.uuid4())
         assert record.payload is not None  # _event_record always makes it
         body = record.payload.encode()
-        attempt = await self._sender.send(webhook.url, webhook.secret, delivery_id, body)
+        timeout = (await self.get_delivery_settings(webhook_id)).timeout
+        attempt = await self._sender.send(webhook.url, webhook.secret, delivery_id, body, timeout)
         status = DeliveryStatus.SUCCEEDED if attempt.succeeded else DeliveryStatus.FAILED
         outcome = Outcome(delivery_id, attempt_record(1, attempt), status, None)
         observe.record_attempt(
@@ -393,7 +424,9 @@ class WebhookCore:
                 f"Webhook with ID {item.webhook_id} not found: a deleted webhook's deliveries "
                 "cannot be sent again."
             )
-        attempt = await self._sender.send(item.url, item.secret, item.delivery_id, body_of(item))
+        attempt = await self._sender.send(
+            item.url, item.secret, item.delivery_id, body_of(item), item.settings.timeout
+        )
         written = await self.db(
             self._store.record_redelivery,
             item.delivery_id,
@@ -446,7 +479,9 @@ class WebhookCore:
         """One manual attempt of a stored delivery: sent, decided, logged and counted as the
         worker's attempts are; the caller records it."""
         assert item.url is not None
-        attempt = await self._sender.send(item.url, item.secret, item.delivery_id, body_of(item))
+        attempt = await self._sender.send(
+            item.url, item.secret, item.delivery_id, body_of(item), item.settings.timeout
+        )
         outcome = decide(item, attempt, (), now_ms())
         observed(item, outcome)
         return outcome

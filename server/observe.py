@@ -14,7 +14,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from aiohttp.http_exceptions import HttpProcessingError
@@ -210,24 +210,36 @@ def _child(metric: Any, *labels: str) -> Any:
     return child
 
 
-def render(backlog: tuple[int, float] | None, database_last_answer: float | None) -> bytes:
+def render(
+    backlog: tuple[int, float] | None,
+    database_last_answer: float | None,
+    windows: Sequence[tuple[str, int, int]] = (),
+) -> bytes:
     """The exposition text: this process's (or all workers') metrics, the backlog (pending
     deliveries, age of the oldest in seconds) as the database sees it now, left out when the
-    database did not answer, and when the database last answered this process's probe."""
+    database did not answer, when the database last answered this process's probe, and this
+    process's adaptive window of each webhook it sent to lately (webhook id, attempts allowed
+    in flight, attempts in flight)."""
     if os.environ.get(MULTIPROCESS_DIR):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = REGISTRY
     database_registry = CollectorRegistry()
-    database_registry.register(_Database(backlog, database_last_answer))
+    database_registry.register(_Database(backlog, database_last_answer, windows))
     return generate_latest(registry) + generate_latest(database_registry)
 
 
 class _Database:
-    def __init__(self, backlog: tuple[int, float] | None, last_answer: float | None) -> None:
+    def __init__(
+        self,
+        backlog: tuple[int, float] | None,
+        last_answer: float | None,
+        windows: Sequence[tuple[str, int, int]],
+    ) -> None:
         self._backlog = backlog
         self._last_answer = last_answer
+        self._windows = windows
 
     def collect(self) -> Any:
         if self._backlog is not None:
@@ -246,6 +258,24 @@ class _Database:
                 "Unix time the database last answered this process's health probe",
                 value=self._last_answer,
             )
+        # Labelled by webhook id, which the server makes (a UUID), never a caller; only
+        # webhooks this process sent to lately, and none that was deleted.
+        allowed = GaugeMetricFamily(
+            "webhooks_delivery_concurrency_limit",
+            "Deliveries to the webhook this process allows in flight now (adaptive: within its "
+            "maximum, lowered while its receiver signals overload)",
+            labels=["webhook_id"],
+        )
+        in_flight = GaugeMetricFamily(
+            "webhooks_deliveries_in_flight",
+            "Deliveries to the webhook this process has on the wire now",
+            labels=["webhook_id"],
+        )
+        for webhook_id, limit, sending in self._windows:
+            allowed.add_metric([webhook_id], limit)
+            in_flight.add_metric([webhook_id], sending)
+        yield allowed
+        yield in_flight
 
 
 _NEEDS_QUOTES = re.compile(r"[\s=\"\\]")

@@ -22,6 +22,7 @@ from mlflow_webhooks.generated import webhooks_pb2 as pb
 from mlflow_webhooks.generated import webhooks_pb2_grpc as pb_grpc
 from mlflow_webhooks.server import filters, observe
 from mlflow_webhooks.server.core import WebhookCore
+from mlflow_webhooks.server.delivery.settings import DeliverySettings
 from mlflow_webhooks.server.errors import Code, InvalidArgument, ServiceError
 from mlflow_webhooks.server.store import AttemptRecord, DeliveryRecord, Health, WebhookRecord
 
@@ -159,6 +160,15 @@ def health_message(health: Health) -> dpb.WebhookHealth:
     return message
 
 
+def settings_message(settings: DeliverySettings) -> dpb.WebhookDeliverySettings:
+    message = dpb.WebhookDeliverySettings(retry_schedule=settings.retry_schedule or ())
+    if settings.timeout is not None:
+        message.timeout_seconds = settings.timeout
+    if settings.max_concurrency is not None:
+        message.max_concurrency = settings.max_concurrency
+    return message
+
+
 def filter_message(spec: filters.Filter) -> dpb.WebhookFilter:
     return dpb.WebhookFilter(names=spec.names, aliases=spec.aliases, tag_keys=spec.tag_keys)
 
@@ -272,6 +282,24 @@ class DeliveryServicer(dpb_grpc.WebhookDeliveryServiceServicer):
     async def getWebhookFilter(self, request: dpb.GetWebhookFilter, context: object) -> Any:
         found = await self._core.get_webhook_filter(request.webhook_id)
         return dpb.GetWebhookFilter.Response(filter=filter_message(found))
+
+    async def setWebhookDeliverySettings(
+        self, request: dpb.SetWebhookDeliverySettings, context: object
+    ) -> Any:
+        given = request.settings
+        stored = await self._core.set_delivery_settings(
+            request.webhook_id,
+            given.retry_schedule,
+            given.timeout_seconds if given.HasField("timeout_seconds") else None,
+            given.max_concurrency if given.HasField("max_concurrency") else None,
+        )
+        return dpb.SetWebhookDeliverySettings.Response(settings=settings_message(stored))
+
+    async def getWebhookDeliverySettings(
+        self, request: dpb.GetWebhookDeliverySettings, context: object
+    ) -> Any:
+        found = await self._core.get_delivery_settings(request.webhook_id)
+        return dpb.GetWebhookDeliverySettings.Response(settings=settings_message(found))
 
     async def getWebhookHealth(self, request: dpb.GetWebhookHealth, context: object) -> Any:
         found = await self._core.webhook_health(list(request.webhook_ids))

@@ -156,7 +156,7 @@ def test_a_claim_takes_at_most_the_room_each_webhook_has(store: Store) -> None:
     one, two = store.create_webhook(webhook()), store.create_webhook(webhook())
     store.publish_many([event() for _ in range(6)])
     room = {one.id: 2, two.id: 0}
-    claimed = store.claim("me", now_ms(), 60_000, 100, set(), room.__getitem__)
+    claimed = store.claim("me", now_ms(), 60_000, 100, set(), lambda hook, _: room[hook])
     assert [o.webhook_id for o in claimed] == [one.id, one.id]
     # What was left is not leased: the next claim takes it.
     assert len(store.claim("other", now_ms(), 60_000, 100, set())) == 10
@@ -179,7 +179,7 @@ def test_one_webhooks_backlog_does_not_hide_the_others(store: Store) -> None:
     store.release("me", [o.delivery_id for o in claimed])
     # Not busy but with room for one: that one, then the others' oldest.
     room = {backlogged.id: 1, one.id: 8, two.id: 8}
-    claimed = store.claim("me", now, 60_000, 4, set(), room.__getitem__)
+    claimed = store.claim("me", now, 60_000, 4, set(), lambda hook, _: room[hook])
     assert [o.webhook_id for o in claimed].count(backlogged.id) == 1
     assert {o.delivery_id for o in claimed[1:]} <= set(fanned[0] + fanned[1])
     assert len(claimed) == 4

@@ -1,5 +1,6 @@
 """The delivery worker: claims due rows from the outbox with a lease, sends them through the
-Sender under a global and a per-webhook concurrency limit, and records results in batches.
+Sender under a global and a per-webhook concurrency limit (the webhook's adaptive window,
+server/delivery/aimd.py, within its maximum), and records results in batches.
 
 The queue is the database. The process holds at most `concurrency` claimed rows, so a backlog
 of any size costs no memory here, and a process that dies leaves only leases that expire."""
@@ -17,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mlflow_webhooks.server import observe, validation
+from mlflow_webhooks.server.delivery import aimd
 from mlflow_webhooks.server.delivery.sender import Attempt, Sender, payload
 from mlflow_webhooks.server.errors import Unavailable
 from mlflow_webhooks.server.store import (
@@ -37,6 +39,8 @@ IDLE_POLL = 0.5  # seconds between claims when idle; publishes in this process w
 # --db-timeout) the next waits this long, doubling up to the cap, until one succeeds.
 RETRY_FIRST = 0.05
 RETRY_CAP = 2.0
+
+LEASE_MARGIN_MS = 10_000
 
 Db = Callable[..., Awaitable[Any]]
 
@@ -127,17 +131,19 @@ class Dispatcher:
         sender: Sender,
         db: Db,
         schedule: tuple[float, ...],
-        lease_seconds: float,
+        timeout: float,
         concurrency: int = 64,
-        per_webhook: int = 8,
     ) -> None:
         self._store = store
         self._sender = sender
         self._db = db
         self._schedule = schedule
-        self._lease_ms = int(lease_seconds * 1000)
+        # A lease outlasts the attempt by this margin; a webhook's longer timeout extends it.
+        self._timeout_ms = int(timeout * 1000)
+        self._lease_ms = self._timeout_ms + LEASE_MARGIN_MS
         self._concurrency = concurrency
-        self._per_webhook = per_webhook
+        # Each webhook's window: how many of its attempts may be in flight in this process.
+        self.pacer = aimd.Pacer()
         self.owner = f"dispatcher-{uuid.uuid4()}"
         self._wake = asyncio.Event()
         self._stopping = False
@@ -216,7 +222,6 @@ class Dispatcher:
             return True
         outcomes = [outcome for _, outcome in batch if outcome is not None]
         cancelled = [item.delivery_id for item, outcome in batch if outcome is None]
-        busy = {hook for hook, n in held.items() if n >= self._per_webhook}
         claimed: list[Outgoing] = []
         try:
             claimed = await self._db(
@@ -227,8 +232,9 @@ class Dispatcher:
                 now_ms(),
                 self._lease_ms,
                 free,
-                busy,
-                lambda hook: self._per_webhook - held[hook],
+                set(),
+                lambda hook, maximum: self.pacer.allowed(hook, maximum) - held[hook],
+                self._timeout_ms,
             )
         except Unavailable as e:
             self._done[:0] = batch
@@ -256,13 +262,23 @@ class Dispatcher:
         self._sending[item.delivery_id] = task
         task.add_done_callback(lambda _: self._sending.pop(item.delivery_id, None))
 
+    def forget(self, webhook_id: str) -> None:
+        """Drops a deleted webhook's window (and so its series in /metrics)."""
+        self.pacer.forget(webhook_id)
+
     async def _deliver(self, item: Outgoing) -> None:
         outcome = None
-        if item.url is not None and item.webhook_active:
+        if item.url is None:
+            self.forget(item.webhook_id)  # deleted, maybe by another process
+        elif item.webhook_active:
+            maximum = item.settings.concurrency()
+            sent = self.pacer.sending(item.webhook_id, maximum)
             attempt = await self._sender.send(
-                item.url, item.secret, item.delivery_id, body_of(item)
+                item.url, item.secret, item.delivery_id, body_of(item), item.settings.timeout
             )
-            outcome = decide(item, attempt, self._schedule, now_ms())
+            signal = aimd.signal_of(attempt.status, attempt.timed_out)
+            self.pacer.answered(item.webhook_id, sent, signal, maximum)
+            outcome = decide(item, attempt, item.settings.schedule(self._schedule), now_ms())
             observed(item, outcome)
         self._done.append((item, outcome))
         self._wake.set()

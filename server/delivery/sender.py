@@ -53,6 +53,7 @@ class Attempt:
     error: str | None = None
     retry_after: float | None = None  # seconds the receiver asked us to wait
     retryable: bool = False
+    timed_out: bool = False  # no full answer within the timeout
 
     @property
     def succeeded(self) -> bool:
@@ -163,10 +164,18 @@ class Sender:
             if session is not None:
                 await session.close()
 
-    async def send(self, url: str, secret: str | None, delivery_id: str, body: bytes) -> Attempt:
-        """One attempt. Never raises: whatever the receiver, the network or a bug here does
-        becomes a failed attempt, so the delivery's task lives on and the attempt is logged.
-        No error text holds the URL: it names the host only, given separately."""
+    async def send(
+        self,
+        url: str,
+        secret: str | None,
+        delivery_id: str,
+        body: bytes,
+        timeout: float | None = None,
+    ) -> Attempt:
+        """One attempt, within `timeout` seconds (None: --delivery-timeout). Never raises:
+        whatever the receiver, the network or a bug here does becomes a failed attempt, so
+        the delivery's task lives on and the attempt is logged. No error text holds the URL:
+        it names the host only, given separately."""
         assert self._session is not None, "Sender.start() was not awaited"
         sent_at_ms = time.time_ns() // 1_000_000
         timestamp = sent_at_ms // 1000
@@ -178,7 +187,8 @@ class Sender:
 
         host = validation.host_of(url)
         try:
-            return await self._post(url, host, secret, delivery_id, timestamp, body, attempt)
+            limit = self._timeout if timeout is None else aiohttp.ClientTimeout(total=timeout)
+            return await self._post(url, host, secret, delivery_id, timestamp, body, limit, attempt)
         except Exception as e:
             # The last resort. The message is left out: it may quote the URL.
             log.error(
@@ -202,6 +212,7 @@ class Sender:
         delivery_id: str,
         timestamp: int,
         body: bytes,
+        timeout: aiohttp.ClientTimeout,
         attempt: Callable[..., Attempt],
     ) -> Attempt:
         assert self._session is not None
@@ -219,6 +230,7 @@ class Sender:
                 headers=headers(delivery_id, timestamp, body, secret),
                 allow_redirects=False,
                 proxy=proxy,
+                timeout=timeout,
             ) as response:
                 text = (await response.content.read(MAX_RESPONSE_BODY)).decode(errors="replace")
                 status = response.status
@@ -246,7 +258,9 @@ class Sender:
                     retryable=status in RETRYABLE_STATUSES or status >= 500,
                 )
         except TimeoutError:
-            return attempt(error=f"timed out after {self._timeout.total:g}s", retryable=True)
+            return attempt(
+                error=f"timed out after {timeout.total:g}s", retryable=True, timed_out=True
+            )
         except aiohttp.ClientProxyConnectionError as e:
             return attempt(
                 error=f"cannot connect to the egress proxy {_proxy_address(self._proxy)}: "

@@ -47,6 +47,9 @@ class Webhook(BaseModel):
     # The webhook's filter as server/filters.py stores it (schema version 8); NULL: none,
     # every event of its types.
     filter_spec = pw.TextField(null=True)
+    # Its delivery settings as server/delivery/settings.py stores them (schema version 9);
+    # NULL: none, the server's own.
+    delivery_settings = pw.TextField(null=True)
 
     class Meta:
         table_name = "webhooks"
@@ -159,10 +162,12 @@ TABLES_BY_VERSION: dict[int, list[type[BaseModel]]] = {
     6: [],
     7: [Delivery],  # the (status, webhook_id, next_attempt_timestamp) index
     8: [],
+    9: [],
 }
 COLUMNS_BY_VERSION: dict[int, list[pw.Field]] = {
     3: [Event.payload],
     4: [Event.idempotency_hash],
     6: [Delivery.manual_attempts],
     8: [Webhook.filter_spec],
+    9: [Webhook.delivery_settings],
 }

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlflow_webhooks.server.delivery.settings import NO_SETTINGS, DeliverySettings
 from mlflow_webhooks.server.events import Event
 from mlflow_webhooks.server.store.models import DeliveryStatus
 
@@ -80,6 +81,8 @@ class Outgoing:
     secret: str | None = field(repr=False, default=None)
     webhook_active: bool = False
     manual_attempts: int = 0  # of attempt_count, the redelivers
+    # The webhook's, read with the row at each claim: a change applies to the next attempt.
+    settings: DeliverySettings = NO_SETTINGS
 
 
 @dataclass(frozen=True)

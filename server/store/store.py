@@ -21,6 +21,7 @@ import peewee as pw
 from playhouse.migrate import SchemaMigrator, migrate
 
 from mlflow_webhooks.server import filters
+from mlflow_webhooks.server.delivery import settings as delivery_settings
 from mlflow_webhooks.server.errors import AlreadyExists
 from mlflow_webhooks.server.events import Event
 from mlflow_webhooks.server.store import models as m
@@ -108,10 +109,17 @@ LOCK_CHOSEN = (
 # A claim reads at most this many due rows per free slot in next-attempt order; when busy
 # webhooks' rows fill that window, it looks webhook by webhook instead.
 CLAIM_WINDOW = 2
+# The settings of the webhooks whose rows a claim considers, for their maximum concurrency:
+# read in the claim's transaction, so a change applies from the next claim, in any process.
+MAXIMA = (
+    'SELECT "id", "delivery_settings" FROM "webhooks" '
+    'WHERE "delivery_settings" IS NOT NULL AND "id" IN {ids}'
+)
 LEASE = 'UPDATE "deliveries" SET "lease_owner" = ?, "lease_until" = ? WHERE "id" IN '
 OUTGOING = (
     'SELECT d."id", d."webhook_id", d."attempt_count", e."entity", e."action", e."data", '
-    'e."occurred_at", e."payload", w."url", w."secret_token", w."status", d."manual_attempts" '
+    'e."occurred_at", e."payload", w."url", w."secret_token", w."status", d."manual_attempts", '
+    'w."delivery_settings" '
     'FROM "deliveries" AS d '
     'JOIN "events" AS e ON e."id" = d."event_id" '
     'LEFT OUTER JOIN "webhooks" AS w ON w."id" = d."webhook_id" '
@@ -163,21 +171,32 @@ def _rows(count: int, width: int) -> str:
     return ", ".join([_row(width)] * count)
 
 
+# (webhook id, its maximum concurrency) -> the rows of it a claim may take
+Room = Callable[[str, int], int]
+
+
 class _Fit:
     """Which due rows one claim takes: at most `limit`, none of a busy webhook, and no more
-    of a webhook than room(webhook) (when given). It counts what it has handed out across
-    calls, so rows another replica locked first can be given back and others taken."""
+    of a webhook than room(webhook, its maximum concurrency) (when given). It counts what it
+    has handed out across calls, so rows another replica locked first can be given back and
+    others taken."""
 
-    def __init__(self, limit: int, busy: set[str], room: Callable[[str], int] | None) -> None:
+    def __init__(
+        self, limit: int, busy: set[str], room: Room | None, maxima: dict[str, int]
+    ) -> None:
         self.limit = limit
         self._busy = busy
         self._room = room
+        self._maxima = maxima  # of the webhooks with settings; the rest have the default
         self._taken: Counter[str] = Counter()
 
     def room(self, webhook_id: str) -> int:
         if webhook_id in self._busy:
             return 0
-        return self.limit if self._room is None else self._room(webhook_id)
+        if self._room is None:
+            return self.limit
+        maximum = self._maxima.get(webhook_id, delivery_settings.DEFAULT_MAX_CONCURRENCY)
+        return self._room(webhook_id, maximum)
 
     def take(self, due: Sequence[tuple[str, str]], cap: int) -> list[str]:
         """The ids of `due` (oldest first) that fit, at most `cap` of them."""
@@ -471,10 +490,33 @@ class Store:
     def set_filter(self, webhook_id: str, spec: filters.Filter) -> bool:
         """Stores a webhook's filter (an empty one removes it); False when there is no such
         webhook. Publishes committed after this use it."""
+        return self._set_webhook_column(webhook_id, filter_spec=spec.to_json())
+
+    def get_filter(self, webhook_id: str) -> filters.Filter | None:
+        """A webhook's filter (empty when it has none); None when there is no such webhook."""
+        query = m.Webhook.select(m.Webhook.filter_spec).where(m.Webhook.id == webhook_id)
+        row = query.tuples().first()
+        return None if row is None else filters.parse(row[0])
+
+    def set_delivery_settings(
+        self, webhook_id: str, settings: delivery_settings.DeliverySettings
+    ) -> bool:
+        """Stores a webhook's delivery settings (empty ones remove them); False when there is
+        no such webhook. Claims committed after this use them, in every process."""
+        return self._set_webhook_column(webhook_id, delivery_settings=settings.to_json())
+
+    def get_delivery_settings(self, webhook_id: str) -> delivery_settings.DeliverySettings | None:
+        """A webhook's delivery settings (empty when it has none); None when there is no such
+        webhook."""
+        query = m.Webhook.select(m.Webhook.delivery_settings).where(m.Webhook.id == webhook_id)
+        row = query.tuples().first()
+        return None if row is None else delivery_settings.parse(row[0])
+
+    def _set_webhook_column(self, webhook_id: str, **column: str | None) -> bool:
         with self._write():
             changed = (
                 m.Webhook.update(
-                    filter_spec=spec.to_json(),
+                    **column,
                     last_updated_timestamp=pw.fn.MAX(now_ms(), m.Webhook.last_updated_timestamp + 1)
                     if self.is_sqlite
                     else pw.fn.GREATEST(now_ms(), m.Webhook.last_updated_timestamp + 1),
@@ -483,12 +525,6 @@ class Store:
                 .execute()
             )
         return changed > 0
-
-    def get_filter(self, webhook_id: str) -> filters.Filter | None:
-        """A webhook's filter (empty when it has none); None when there is no such webhook."""
-        query = m.Webhook.select(m.Webhook.filter_spec).where(m.Webhook.id == webhook_id)
-        row = query.tuples().first()
-        return None if row is None else filters.parse(row[0])
 
     # -- events and the outbox -------------------------------------------------------------
 
@@ -624,14 +660,17 @@ class Store:
         lease_ms: int,
         limit: int,
         busy_webhooks: set[str],
-        room: Callable[[str], int] | None = None,
+        room: Room | None = None,
+        timeout_ms: int = 0,
     ) -> list[Outgoing]:
         """Leases up to `limit` due deliveries to `owner`, skipping `busy_webhooks` and, when
-        `room` is given, taking at most room(webhook_id) rows of each webhook. A row whose
-        lease expired (its process died) is due again. On PostgreSQL the rows are locked with
-        SKIP LOCKED, so replicas claiming at once never take the same row."""
+        `room` is given, taking at most room(webhook_id, its maximum concurrency, as its
+        settings say now) rows of each webhook. `lease_ms` covers an attempt of `timeout_ms`;
+        a webhook whose settings allow a longer one has its rows leased for that much longer.
+        A row whose lease expired (its process died) is due again. On PostgreSQL the rows are
+        locked with SKIP LOCKED, so replicas claiming at once never take the same row."""
         with self._write():
-            return self._claim(owner, now, lease_ms, limit, busy_webhooks, room)
+            return self._claim(owner, now, lease_ms, limit, busy_webhooks, room, timeout_ms)
 
     def exchange(
         self,
@@ -642,7 +681,8 @@ class Store:
         lease_ms: int,
         limit: int,
         busy_webhooks: set[str],
-        room: Callable[[str], int] | None = None,
+        room: Room | None = None,
+        timeout_ms: int = 0,
     ) -> list[Outgoing]:
         """The delivery worker's one transaction per round: writes the attempt results and
         cancellations it has, then claims as record() and claim() do."""
@@ -651,7 +691,7 @@ class Store:
             self._cancel(cancelled)
             if limit <= 0:
                 return []
-            return self._claim(owner, now, lease_ms, limit, busy_webhooks, room)
+            return self._claim(owner, now, lease_ms, limit, busy_webhooks, room, timeout_ms)
 
     def _claim(
         self,
@@ -660,30 +700,41 @@ class Store:
         lease_ms: int,
         limit: int,
         busy_webhooks: set[str],
-        room: Callable[[str], int] | None,
+        room: Room | None,
+        timeout_ms: int,
     ) -> list[Outgoing]:
         """The cost of a claim never follows one webhook's backlog: it reads a window of
         CLAIM_WINDOW x `limit` due rows in next-attempt order, and only when busy (or full)
         webhooks' rows crowd that window does it look up each webhook's oldest due rows
         instead. The rows are read unlocked and only the chosen ones locked (PostgreSQL), so
         rows a claim passes over stay free for other replicas' claims running meanwhile."""
-        fits = _Fit(limit, busy_webhooks, room)
         window = limit * CLAIM_WINDOW
         due = self._sql(
             DUE + ' ORDER BY "next_attempt_timestamp" LIMIT ?',
             [DeliveryStatus.PENDING, now, now, window],
         ).fetchall()
+        maxima = self._maxima({hook for _, hook in due}) if room else {}
+        fits = _Fit(limit, busy_webhooks, room, maxima)
         chosen = fits.take(due, window)
         if len(chosen) < limit and len(due) == window:
-            fits = _Fit(limit, busy_webhooks, room)
-            due = self._due_by_webhook(now, fits)
+            pending = DeliveryStatus.PENDING
+            hooks = [h for (h,) in self._sql(PENDING_WEBHOOKS, [pending, pending]).fetchall()]
+            fits = _Fit(limit, busy_webhooks, room, self._maxima(set(hooks)) if room else {})
+            due = self._due_by_webhook(now, fits, hooks)
             chosen = fits.take(due, len(due))
         # SQLite's write lock already excludes every other claim.
         ids = chosen[:limit] if self.is_sqlite else self._lock(due, chosen, fits, limit, now)
         if not ids:
             return []
-        self._sql(LEASE + _row(len(ids)), [owner, now + lease_ms, *ids])
-        return self._outgoing(ids)
+        # Read first (the rows are this transaction's already), for their settings' timeouts.
+        found = self._outgoing(ids)
+        leases: dict[int, list[str]] = {}
+        for item in found:
+            longer = 0 if item.settings.timeout is None else int(item.settings.timeout * 1000)
+            leases.setdefault(lease_ms + max(0, longer - timeout_ms), []).append(item.delivery_id)
+        for ms, leased in leases.items():
+            self._sql(LEASE + _row(len(leased)), [owner, now + ms, *leased])
+        return found
 
     def _lock(
         self, due: list[tuple[str, str]], chosen: list[str], fits: _Fit, limit: int, now: int
@@ -710,15 +761,24 @@ class Store:
             chosen = fits.take([row for row in due if row[0] not in tried], limit - len(ids))
         return ids
 
-    def _due_by_webhook(self, now: int, fits: _Fit) -> list[tuple[str, str]]:
+    def _maxima(self, hooks: set[str]) -> dict[str, int]:
+        """The maximum concurrency of those of `hooks` whose settings set one."""
+        found: dict[str, int] = {}
+        for chunk in pw.chunked(sorted(hooks), 500):
+            rows = self._sql(MAXIMA.format(ids=_row(len(chunk))), chunk).fetchall()
+            for hook, stored in rows:
+                maximum = delivery_settings.parse(stored).max_concurrency
+                if maximum is not None:
+                    found[hook] = maximum
+        return found
+
+    def _due_by_webhook(
+        self, now: int, fits: _Fit, pending_hooks: list[str]
+    ) -> list[tuple[str, str]]:
         """The oldest due rows (id, webhook) of each webhook with room, as many as it has
         room for, oldest first: one index seek per webhook with pending rows."""
         pending = DeliveryStatus.PENDING
-        hooks = [
-            hook
-            for (hook,) in self._sql(PENDING_WEBHOOKS, [pending, pending]).fetchall()
-            if fits.room(hook) > 0
-        ]
+        hooks = [hook for hook in pending_hooks if fits.room(hook) > 0]
         rows: list[tuple[str, str, int]] = []
         for chunk in pw.chunked(hooks, 100):  # SQLite allows 500 terms in a compound SELECT
             text = " UNION ALL ".join(DUE_OF_WEBHOOK.format(n=n) for n in range(len(chunk)))
@@ -749,6 +809,7 @@ class Store:
                 secret=self._secret(secret_token),
                 webhook_active=status == WebhookStatus.ACTIVE,
                 manual_attempts=manual_attempts,
+                settings=delivery_settings.parse(stored_settings),
             )
             for (
                 delivery_id,
@@ -763,6 +824,7 @@ class Store:
                 secret_token,
                 status,
                 manual_attempts,
+                stored_settings,
             ) in rows
         ]
 

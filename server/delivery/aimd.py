@@ -1,0 +1,154 @@
+"""Adaptive concurrency per receiver: how many deliveries to one webhook may be in flight,
+by additive increase and multiplicative decrease (AIMD), as TCP paces a connection.
+
+A webhook's window starts at its maximum, so a receiver that keeps answering well is sent to
+exactly as it would be without it. An overload signal (429, 503, a timeout) halves the
+window, once per round: the other answers to attempts sent under the old window say nothing
+new. Each fast success (a 2xx, which by definition came within the timeout) adds 1/window,
+so a window's worth of them adds one. It never goes below 1 nor above the maximum. Other
+failures (a 500, a refused connection) say nothing about load and change nothing.
+
+It also remembers the level that overloaded the receiver (the attempts on the wire when the
+overloaded one went out, less one): the window grows back to that ceiling and stays there.
+Only after a run of fast successes at it does it try one more (a probe). A probe that
+overloads the receiver again doubles the run the next one waits for; an overload below the
+ceiling (the receiver got slower) starts the runs short again. So a receiver of fixed
+capacity sees it exceeded ever more rarely, and the window settles below it.
+
+Pure, and per process: the dispatcher keeps a Pacer, which feeds each webhook's Window every
+attempt's result."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import Enum
+
+DECREASE = 0.5  # the window is multiplied by this on an overload
+FIRST_PROBE = 16  # fast successes at the ceiling before the first probe above it
+MAX_PROBE = 1024  # the longest run between probes
+OVERLOAD_STATUSES = frozenset({429, 503})
+
+
+class Signal(Enum):
+    FAST = "fast"  # 2xx within the timeout
+    OVERLOAD = "overload"  # 429, 503 or a timeout
+    NEUTRAL = "neutral"  # anything else
+
+
+def signal_of(status: int | None, timed_out: bool) -> Signal:
+    if timed_out or status in OVERLOAD_STATUSES:
+        return Signal.OVERLOAD
+    if status is not None and 200 <= status < 300:
+        return Signal.FAST
+    return Signal.NEUTRAL
+
+
+@dataclass(frozen=True)
+class Window:
+    size: float  # attempts allowed in flight; its whole part counts
+    ceiling: int | None = None  # the highest level known not to overload; None: not found
+    probe_after: int = FIRST_PROBE  # fast successes at the ceiling before a probe
+    streak: int = 0  # fast successes at the ceiling so far
+    epoch: int = 0  # decreases so far
+
+    def allowed(self, maximum: int) -> int:
+        return max(1, min(int(self.size), maximum))
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What the window was when an attempt went out."""
+
+    position: int  # the webhook's attempts on the wire, this one included
+    epoch: int
+
+
+def after(window: Window, signal: Signal, sent: Sent, maximum: int) -> Window:
+    """The window after one attempt's answer."""
+    if signal is Signal.OVERLOAD:
+        level = max(1, sent.position - 1)
+        ceiling = level if window.ceiling is None else min(window.ceiling, level)
+        if sent.epoch != window.epoch:
+            # Sent before the last decrease, which already answered this round.
+            return replace(window, size=max(1.0, min(window.size, ceiling)), ceiling=ceiling)
+        probing = window.ceiling is None or sent.position > window.ceiling
+        return Window(
+            size=max(1.0, min(window.size * DECREASE, ceiling)),
+            ceiling=ceiling,
+            probe_after=min(window.probe_after * 2, MAX_PROBE) if probing else FIRST_PROBE,
+            epoch=window.epoch + 1,
+        )
+    if signal is Signal.NEUTRAL:
+        return window
+    top = maximum if window.ceiling is None else min(window.ceiling, maximum)
+    if window.size < top:
+        return replace(window, size=min(window.size + 1 / int(window.size), top))
+    if window.ceiling is None or window.ceiling >= maximum:
+        return window
+    if window.streak + 1 < window.probe_after:
+        return replace(window, streak=window.streak + 1)
+    return replace(window, ceiling=window.ceiling + 1, streak=0)
+
+
+@dataclass
+class _State:
+    window: Window
+    maximum: int  # the webhook's, as its latest claimed delivery carried it
+    on_wire: int = 0
+    last_used: float = 0.0
+
+
+class Pacer:
+    """The windows of the webhooks this process sends to. A webhook's window is forgotten
+    when it is deleted, and once nothing of it has been on the wire for IDLE seconds: a
+    receiver's capacity then is anyone's guess, and it starts at its maximum again."""
+
+    IDLE = 600.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._states: dict[str, _State] = {}
+
+    def _state(self, webhook_id: str, maximum: int) -> _State:
+        state = self._states.get(webhook_id)
+        if state is None:
+            state = self._states[webhook_id] = _State(Window(float(maximum)), maximum)
+        state.maximum = maximum
+        return state
+
+    def allowed(self, webhook_id: str, maximum: int) -> int:
+        """Attempts the webhook may have in flight now."""
+        state = self._states.get(webhook_id)
+        return maximum if state is None else state.window.allowed(maximum)
+
+    def sending(self, webhook_id: str, maximum: int) -> Sent:
+        state = self._state(webhook_id, maximum)
+        state.on_wire += 1
+        state.last_used = self._clock()
+        return Sent(state.on_wire, state.window.epoch)
+
+    def answered(self, webhook_id: str, sent: Sent, signal: Signal, maximum: int) -> None:
+        state = self._states.get(webhook_id)
+        if state is None:  # forgotten (deleted) while this attempt was on the wire
+            return
+        state.on_wire -= 1
+        state.last_used = self._clock()
+        state.maximum = maximum
+        state.window = after(state.window, signal, sent, maximum)
+
+    def forget(self, webhook_id: str) -> None:
+        self._states.pop(webhook_id, None)
+
+    def windows(self) -> list[tuple[str, int, int]]:
+        """(webhook id, attempts allowed in flight, attempts on the wire) of each webhook
+        sent to lately, after forgetting the idle ones."""
+        idle = self._clock() - self.IDLE
+        for webhook_id, state in list(self._states.items()):
+            if not state.on_wire and state.last_used < idle:
+                del self._states[webhook_id]
+        return [
+            (webhook_id, state.window.allowed(state.maximum), state.on_wire)
+            for webhook_id, state in sorted(self._states.items())
+        ]

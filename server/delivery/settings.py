@@ -1,0 +1,121 @@
+"""Per-webhook delivery settings: a retry schedule, a timeout and a maximum concurrency that
+override the server's, each within a limit the operator sets by flag.
+
+A part left out means the server's own (--retry-schedule, --delivery-timeout, the
+dispatcher's per-webhook limit): a webhook without settings is delivered to exactly as one
+before settings existed. Pure: validated at set time, stored as JSON text on the webhook's
+row, parsed once per distinct text (`parse` is cached) wherever a claim reads it."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mlflow_webhooks.server.errors import InvalidArgument
+
+# The dispatcher's per-webhook limit, per process, for a webhook without its own.
+DEFAULT_MAX_CONCURRENCY = 8
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The bounds the operator allows webhooks' settings (server flags)."""
+
+    max_retries: int = 20  # --max-retries: most delays in a schedule
+    max_retry_window: float = 7 * 24 * 3600.0  # --max-retry-window: their longest total
+    max_delivery_timeout: float = 60.0  # --max-delivery-timeout
+    max_webhook_concurrency: int = 32  # --max-webhook-concurrency
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    retry_schedule: tuple[float, ...] | None = None  # seconds before each retry
+    timeout: float | None = None  # seconds per attempt, connect to last byte
+    max_concurrency: int | None = None  # attempts in flight at once, per server process
+
+    @property
+    def empty(self) -> bool:
+        return self == NO_SETTINGS
+
+    def schedule(self, default: tuple[float, ...]) -> tuple[float, ...]:
+        return default if self.retry_schedule is None else self.retry_schedule
+
+    def concurrency(self) -> int:
+        return DEFAULT_MAX_CONCURRENCY if self.max_concurrency is None else self.max_concurrency
+
+    def to_json(self) -> str | None:
+        """The stored form; None (no settings) when empty."""
+        if self.empty:
+            return None
+        stored: dict[str, object] = {}
+        if self.retry_schedule is not None:
+            stored["retry_schedule"] = list(self.retry_schedule)
+        if self.timeout is not None:
+            stored["timeout"] = self.timeout
+        if self.max_concurrency is not None:
+            stored["max_concurrency"] = self.max_concurrency
+        return json.dumps(stored, separators=(",", ":"))
+
+
+NO_SETTINGS = DeliverySettings()
+
+
+@functools.lru_cache(maxsize=4096)
+def parse(stored: str | None) -> DeliverySettings:
+    """The stored form back; NULL is no settings. Stored settings were validated on the way
+    in (against the limits of their time: a limit lowered since does not void them)."""
+    if stored is None:
+        return NO_SETTINGS
+    loaded = json.loads(stored)
+    schedule = loaded.get("retry_schedule")
+    return DeliverySettings(
+        retry_schedule=None if schedule is None else tuple(float(d) for d in schedule),
+        timeout=loaded.get("timeout"),
+        max_concurrency=loaded.get("max_concurrency"),
+    )
+
+
+def validated(
+    retry_schedule: Sequence[float],
+    timeout: float | None,
+    max_concurrency: int | None,
+    limits: Limits,
+) -> DeliverySettings:
+    """Settings from a caller's values (an empty schedule, or None, means the server's), or
+    InvalidArgument naming the field, the limit and the flag that sets it."""
+    schedule = tuple(float(d) for d in retry_schedule)
+    for i, delay in enumerate(schedule):
+        if not 0 <= delay < math.inf:  # also refuses nan
+            raise InvalidArgument(
+                f"settings.retry_schedule[{i}] is {delay:g}; each delay is a number of seconds, "
+                "0 or more."
+            )
+    if len(schedule) > limits.max_retries:
+        raise InvalidArgument(
+            f"settings.retry_schedule has {len(schedule)} delays; this server allows at most "
+            f"{limits.max_retries} retries (--max-retries)."
+        )
+    if sum(schedule) > limits.max_retry_window:
+        raise InvalidArgument(
+            f"settings.retry_schedule adds up to {sum(schedule):g} seconds; this server allows "
+            f"at most {limits.max_retry_window:g} (--max-retry-window)."
+        )
+    if timeout is not None:
+        if not 0 < timeout < math.inf:
+            raise InvalidArgument(
+                f"settings.timeout_seconds is {timeout:g}; it must be a positive number of seconds."
+            )
+        if timeout > limits.max_delivery_timeout:
+            raise InvalidArgument(
+                f"settings.timeout_seconds is {timeout:g}; this server allows at most "
+                f"{limits.max_delivery_timeout:g} (--max-delivery-timeout)."
+            )
+    if max_concurrency is not None and not 1 <= max_concurrency <= limits.max_webhook_concurrency:
+        raise InvalidArgument(
+            f"settings.max_concurrency is {max_concurrency}; it must be 1 to "
+            f"{limits.max_webhook_concurrency} (--max-webhook-concurrency)."
+        )
+    return DeliverySettings(schedule or None, timeout, max_concurrency)
