@@ -871,6 +871,140 @@ FILTER_CASES = [
 CASES += FILTER_CASES
 
 
+# ---- per-webhook delivery settings (issue 14) ---------------------------------------------
+# The session server runs with the default limits: 20 retries, 604800 s in all, a 60 s
+# timeout, 32 in flight.
+
+
+def delivery_settings(**fields: Any) -> Request:
+    return lambda ctx: dpb.SetWebhookDeliverySettings(
+        webhook_id=ctx.id, settings=dpb.WebhookDeliverySettings(**fields)
+    )
+
+
+async def settings_stored_and_cleared(ctx: Ctx, response: Any) -> None:
+    assert list(response.settings.retry_schedule) == [1, 2.5, 0]
+    assert response.settings.timeout_seconds == 3
+    assert response.settings.max_concurrency == 4
+    got = await ctx.ok(
+        "getWebhookDeliverySettings", dpb.GetWebhookDeliverySettings(webhook_id=ctx.id)
+    )
+    assert got.settings == response.settings
+    # The settings given replace the whole: a part left out is the server's again.
+    only = await ctx.ok("setWebhookDeliverySettings", delivery_settings(max_concurrency=1)(ctx))
+    assert only.settings == dpb.WebhookDeliverySettings(max_concurrency=1)
+    cleared = await ctx.ok(
+        "setWebhookDeliverySettings", dpb.SetWebhookDeliverySettings(webhook_id=ctx.id)
+    )
+    assert cleared.settings == dpb.WebhookDeliverySettings()
+    got = await ctx.ok(
+        "getWebhookDeliverySettings", dpb.GetWebhookDeliverySettings(webhook_id=ctx.id)
+    )
+    assert got.settings == dpb.WebhookDeliverySettings()
+
+
+async def unchanged_settings(ctx: Ctx, _: Any) -> None:
+    got = await ctx.ok(
+        "getWebhookDeliverySettings", dpb.GetWebhookDeliverySettings(webhook_id=ctx.id)
+    )
+    assert got.settings == dpb.WebhookDeliverySettings()
+
+
+def invalid_settings(case_id: str, mentions: str, **fields: Any) -> Case:
+    return Case(
+        case_id,
+        "setWebhookDeliverySettings",
+        delivery_settings(**fields),
+        "INVALID_ARGUMENT",
+        mentions=mentions,
+        existing=True,
+        check=unchanged_settings,
+    )
+
+
+async def test_webhook_uses_the_timeout(ctx: Ctx, _: Any) -> None:
+    """testWebhook sends as deliveries do, with the webhook's timeout (the server's is 2 s)."""
+    hook = await hook_at(ctx, "/slow")
+    settings = dpb.WebhookDeliverySettings(timeout_seconds=0.25)
+    request = dpb.SetWebhookDeliverySettings(webhook_id=hook, settings=settings)
+    await ctx.ok("setWebhookDeliverySettings", request)
+    tested = await ctx.ok("testWebhook", pb.TestWebhook(webhook_id=hook))
+    assert not tested.result.success
+    assert tested.result.error_message == "timed out after 0.25s"
+
+
+SETTINGS_CASES = [
+    Case(
+        "settings-set-get-replace-clear",
+        "setWebhookDeliverySettings",
+        delivery_settings(retry_schedule=[1, 2.5, 0], timeout_seconds=3, max_concurrency=4),
+        existing=True,
+        check=settings_stored_and_cleared,
+    ),
+    Case(
+        "settings-test-webhook-uses-the-timeout",
+        "listEventTypes",
+        lambda _: dpb.ListEventTypes(),
+        check=test_webhook_uses_the_timeout,
+    ),
+    invalid_settings(
+        "settings-too-many-retries",
+        "settings.retry_schedule has 21 delays; this server allows at most 20 retries "
+        "(--max-retries).",
+        retry_schedule=[1] * 21,
+    ),
+    invalid_settings(
+        "settings-schedule-too-long",
+        "settings.retry_schedule adds up to 604801 seconds; this server allows at most 604800 "
+        "(--max-retry-window).",
+        retry_schedule=[604800, 1],
+    ),
+    invalid_settings(
+        "settings-negative-delay",
+        "settings.retry_schedule[1] is -5; each delay is a number of seconds, 0 or more.",
+        retry_schedule=[1, -5],
+    ),
+    invalid_settings(
+        "settings-zero-timeout",
+        "settings.timeout_seconds is 0; it must be a positive number of seconds.",
+        timeout_seconds=0,
+    ),
+    invalid_settings(
+        "settings-timeout-over-limit",
+        "settings.timeout_seconds is 61; this server allows at most 60 (--max-delivery-timeout).",
+        timeout_seconds=61,
+    ),
+    invalid_settings(
+        "settings-no-concurrency",
+        "settings.max_concurrency is 0; it must be 1 to 32 (--max-webhook-concurrency).",
+        max_concurrency=0,
+    ),
+    # One bad part refuses the whole call: the good parts are not stored either.
+    invalid_settings(
+        "settings-concurrency-over-limit",
+        "settings.max_concurrency is 33; it must be 1 to 32 (--max-webhook-concurrency).",
+        retry_schedule=[1],
+        timeout_seconds=5,
+        max_concurrency=33,
+    ),
+    Case(
+        "settings-unknown-webhook",
+        "setWebhookDeliverySettings",
+        lambda _: dpb.SetWebhookDeliverySettings(webhook_id=UNKNOWN_ID),
+        "NOT_FOUND",
+        NOT_FOUND,
+    ),
+    Case(
+        "settings-get-unknown-webhook",
+        "getWebhookDeliverySettings",
+        lambda _: dpb.GetWebhookDeliverySettings(webhook_id=UNKNOWN_ID),
+        "NOT_FOUND",
+        NOT_FOUND,
+    ),
+]
+CASES += SETTINGS_CASES
+
+
 @pytest.fixture(scope="session")
 async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:

@@ -8,6 +8,7 @@ import importlib.metadata
 import pytest
 
 from mlflow_webhooks.server.config import DEFAULT_RETRY_SCHEDULE, Config, ConfigError, parse
+from mlflow_webhooks.server.delivery.settings import Limits
 
 
 def test_defaults_with_nothing_set() -> None:
@@ -209,6 +210,14 @@ def test_empty_secret_key_is_none() -> None:
         ("--allowed-hosts", "http://hooks.internal"),
         ("--allowed-hosts", "a.example,b*c"),
         ("--allowed-hosts", "*."),
+        ("--max-retries", "0"),
+        ("--max-retries", "many"),
+        ("--max-retry-window", "-1"),
+        ("--max-retry-window", "inf"),
+        ("--max-delivery-timeout", "0"),
+        ("--max-delivery-timeout", "nan"),
+        ("--max-webhook-concurrency", "0"),
+        ("--max-webhook-concurrency", "1.5"),
     ],
 )
 def test_bad_flag_value_names_the_flag(flag: str, value: str) -> None:
@@ -475,3 +484,29 @@ def test_allowed_hosts_and_max_connections() -> None:
     config = parse([], {"WEBHOOKS_ALLOWED_HOSTS": "*", "WEBHOOKS_MAX_CONNECTIONS": "9"})
     assert (config.allowed_hosts, config.max_connections) == (("*",), 9)
     assert parse(["--max-connections", "5"], {"WEBHOOKS_MAX_CONNECTIONS": "9"}).max_connections == 5
+
+
+def test_limits_of_webhooks_delivery_settings() -> None:
+    assert parse([], {}).limits == Limits(20, 604800.0, 60.0, 32)
+    config = parse(
+        [
+            "--max-retries",
+            "5",
+            "--max-retry-window",
+            "3600",
+            "--max-delivery-timeout",
+            "30",
+            "--max-webhook-concurrency",
+            "4",
+        ],
+        {},
+    )
+    assert config.limits == Limits(5, 3600.0, 30.0, 4)
+    environ = {
+        "WEBHOOKS_MAX_RETRIES": "3",
+        "WEBHOOKS_MAX_RETRY_WINDOW": "60",
+        "WEBHOOKS_MAX_DELIVERY_TIMEOUT": "2.5",
+        "WEBHOOKS_MAX_WEBHOOK_CONCURRENCY": "16",
+    }
+    assert parse([], environ).limits == Limits(3, 60.0, 2.5, 16)
+    assert parse(["--max-retries", "7"], environ).limits.max_retries == 7  # the flag wins

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlflow_webhooks.server import filters
+from mlflow_webhooks.server.delivery import settings as delivery_settings
 from mlflow_webhooks.server.errors import AlreadyExists
 from mlflow_webhooks.server.store import (
     SCHEMA_VERSION,
@@ -383,3 +384,55 @@ def test_publish_many_matches_each_event_against_each_filter(store: Store) -> No
     assert store.get_filter(fraud.id) == filters.NO_FILTER
     _, later = store.publish(event(data=json.dumps({"name": "other"})))
     assert {store.get_delivery(d).webhook_id for d in later} == {fraud.id, plain.id}
+
+
+def test_delivery_settings_reach_the_next_claim_of_any_replica(
+    database: Database, store: Store
+) -> None:
+    """Settings set through one Store (one replica, or one of --workers N) are what another
+    replica's very next claim uses: each webhook's maximum for its room, its settings on the
+    rows it leases, and a lease long enough for its own timeout."""
+    capped, plain = store.create_webhook(webhook()), store.create_webhook(webhook())
+    own = delivery_settings.DeliverySettings((1.0, 2.0), 40.0, 2)
+    assert store.set_delivery_settings(capped.id, own)
+    assert not store.set_delivery_settings(str(uuid.uuid4()), own)
+    assert store.get_delivery_settings(capped.id) == own
+    assert store.get_delivery_settings(plain.id) == delivery_settings.NO_SETTINGS
+    assert store.get_delivery_settings(str(uuid.uuid4())) is None
+    store.publish_many([event() for _ in range(5)])
+    maxima: dict[str, int] = {}
+
+    def room(hook: str, maximum: int) -> int:
+        maxima[hook] = maximum
+        return maximum
+
+    now = now_ms()
+    # The models are bound to the Store opened last: each replica here is opened after the
+    # one before it is done with.
+    store.close()
+    replica = Store(database.url, database.secret_key)
+    replica.open()
+    try:
+        claimed = replica.claim("replica", now, 25_000, 100, set(), room, timeout_ms=15_000)
+        leases = dict(replica.db.execute_sql('SELECT "id", "lease_until" FROM "deliveries"'))
+    finally:
+        replica.close()
+    assert maxima == {capped.id: 2, plain.id: delivery_settings.DEFAULT_MAX_CONCURRENCY}
+    mine = [o for o in claimed if o.webhook_id == capped.id]
+    assert len(mine) == 2 and all(o.settings == own for o in mine)
+    others = [o for o in claimed if o.webhook_id != capped.id]
+    assert len(others) == 5 and all(o.settings == delivery_settings.NO_SETTINGS for o in others)
+    # 25 s covers the server's 15 s timeout; the capped webhook's 40 s gets 25 s more.
+    assert {leases[o.delivery_id] - now for o in mine} == {50_000}
+    assert {leases[o.delivery_id] - now for o in others} == {25_000}
+    # Cleared by a third: the next claim sees the default maximum and no settings.
+    third = Store(database.url, database.secret_key)
+    third.open()
+    try:
+        assert third.set_delivery_settings(capped.id, delivery_settings.NO_SETTINGS)
+        maxima.clear()
+        [again] = third.claim("third", now, 25_000, 1, set(), room)
+    finally:
+        third.close()
+    assert again.settings == delivery_settings.NO_SETTINGS
+    assert maxima[capped.id] == delivery_settings.DEFAULT_MAX_CONCURRENCY

@@ -5,7 +5,8 @@ A webhook's window starts at its maximum, so a receiver that keeps answering wel
 exactly as it would be without it. An overload signal (429, 503, a timeout) halves the
 window, once per round: the other answers to attempts sent under the old window say nothing
 new. Each fast success (a 2xx, which by definition came within the timeout) adds 1/window,
-so a window's worth of them adds one. It never goes below 1 nor above the maximum. Other
+so a window's worth of them adds one; only successes of attempts that filled the window
+count, as a window that is not used is not tried. It never goes below 1 nor above the maximum. Other
 failures (a 500, a refused connection) say nothing about load and change nothing.
 
 It also remembers the level that overloaded the receiver (the attempts on the wire when the
@@ -63,6 +64,7 @@ class Sent:
 
     position: int  # the webhook's attempts on the wire, this one included
     epoch: int
+    full: bool  # it filled the window: only then does its success say the window can grow
 
 
 def after(window: Window, signal: Signal, sent: Sent, maximum: int) -> Window:
@@ -73,14 +75,16 @@ def after(window: Window, signal: Signal, sent: Sent, maximum: int) -> Window:
         if sent.epoch != window.epoch:
             # Sent before the last decrease, which already answered this round.
             return replace(window, size=max(1.0, min(window.size, ceiling)), ceiling=ceiling)
-        probing = window.ceiling is None or sent.position > window.ceiling
+        probing = window.ceiling is None or sent.position >= window.ceiling
         return Window(
             size=max(1.0, min(window.size * DECREASE, ceiling)),
             ceiling=ceiling,
             probe_after=min(window.probe_after * 2, MAX_PROBE) if probing else FIRST_PROBE,
             epoch=window.epoch + 1,
         )
-    if signal is Signal.NEUTRAL:
+    if signal is Signal.NEUTRAL or not sent.full:
+        # A success with slots to spare says nothing of a larger window (without this, a
+        # webhook with little traffic would grow a window it never tried).
         return window
     top = maximum if window.ceiling is None else min(window.ceiling, maximum)
     if window.size < top:
@@ -127,7 +131,8 @@ class Pacer:
         state = self._state(webhook_id, maximum)
         state.on_wire += 1
         state.last_used = self._clock()
-        return Sent(state.on_wire, state.window.epoch)
+        full = state.on_wire >= state.window.allowed(maximum)
+        return Sent(state.on_wire, state.window.epoch, full)
 
     def answered(self, webhook_id: str, sent: Sent, signal: Signal, maximum: int) -> None:
         state = self._states.get(webhook_id)
