@@ -236,36 +236,42 @@ class GetWebhookFilter(_message.Message):
     webhook_id: str
     def __init__(self, webhook_id: _Optional[str] = ...) -> None: ...
 
-class WebhookDeliverySettings(_message.Message):
+class RetrySchedule(_message.Message):
+    __slots__ = ("delays_seconds",)
+    DELAYS_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    delays_seconds: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, delays_seconds: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class WebhookSettings(_message.Message):
     __slots__ = ("retry_schedule", "timeout_seconds", "max_concurrency")
     RETRY_SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
-    retry_schedule: _containers.RepeatedScalarFieldContainer[float]
+    retry_schedule: RetrySchedule
     timeout_seconds: float
     max_concurrency: int
-    def __init__(self, retry_schedule: _Optional[_Iterable[float]] = ..., timeout_seconds: _Optional[float] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
+    def __init__(self, retry_schedule: _Optional[_Union[RetrySchedule, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
 
-class SetWebhookDeliverySettings(_message.Message):
+class SetWebhookSettings(_message.Message):
     __slots__ = ("webhook_id", "settings")
     class Response(_message.Message):
         __slots__ = ("settings",)
         SETTINGS_FIELD_NUMBER: _ClassVar[int]
-        settings: WebhookDeliverySettings
-        def __init__(self, settings: _Optional[_Union[WebhookDeliverySettings, _Mapping]] = ...) -> None: ...
+        settings: WebhookSettings
+        def __init__(self, settings: _Optional[_Union[WebhookSettings, _Mapping]] = ...) -> None: ...
     WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
     webhook_id: str
-    settings: WebhookDeliverySettings
-    def __init__(self, webhook_id: _Optional[str] = ..., settings: _Optional[_Union[WebhookDeliverySettings, _Mapping]] = ...) -> None: ...
+    settings: WebhookSettings
+    def __init__(self, webhook_id: _Optional[str] = ..., settings: _Optional[_Union[WebhookSettings, _Mapping]] = ...) -> None: ...
 
-class GetWebhookDeliverySettings(_message.Message):
+class GetWebhookSettings(_message.Message):
     __slots__ = ("webhook_id",)
     class Response(_message.Message):
         __slots__ = ("settings",)
         SETTINGS_FIELD_NUMBER: _ClassVar[int]
-        settings: WebhookDeliverySettings
-        def __init__(self, settings: _Optional[_Union[WebhookDeliverySettings, _Mapping]] = ...) -> None: ...
+        settings: WebhookSettings
+        def __init__(self, settings: _Optional[_Union[WebhookSettings, _Mapping]] = ...) -> None: ...
     WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
     webhook_id: str
     def __init__(self, webhook_id: _Optional[str] = ...) -> None: ...

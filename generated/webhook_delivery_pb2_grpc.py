@@ -74,15 +74,15 @@ class WebhookDeliveryServiceStub:
                 request_serializer=webhook__delivery__pb2.GetWebhookFilter.SerializeToString,
                 response_deserializer=webhook__delivery__pb2.GetWebhookFilter.Response.FromString,
                 _registered_method=True)
-        self.setWebhookDeliverySettings = channel.unary_unary(
-                '/mlflow.WebhookDeliveryService/setWebhookDeliverySettings',
-                request_serializer=webhook__delivery__pb2.SetWebhookDeliverySettings.SerializeToString,
-                response_deserializer=webhook__delivery__pb2.SetWebhookDeliverySettings.Response.FromString,
+        self.setWebhookSettings = channel.unary_unary(
+                '/mlflow.WebhookDeliveryService/setWebhookSettings',
+                request_serializer=webhook__delivery__pb2.SetWebhookSettings.SerializeToString,
+                response_deserializer=webhook__delivery__pb2.SetWebhookSettings.Response.FromString,
                 _registered_method=True)
-        self.getWebhookDeliverySettings = channel.unary_unary(
-                '/mlflow.WebhookDeliveryService/getWebhookDeliverySettings',
-                request_serializer=webhook__delivery__pb2.GetWebhookDeliverySettings.SerializeToString,
-                response_deserializer=webhook__delivery__pb2.GetWebhookDeliverySettings.Response.FromString,
+        self.getWebhookSettings = channel.unary_unary(
+                '/mlflow.WebhookDeliveryService/getWebhookSettings',
+                request_serializer=webhook__delivery__pb2.GetWebhookSettings.SerializeToString,
+                response_deserializer=webhook__delivery__pb2.GetWebhookSettings.Response.FromString,
                 _registered_method=True)
         self.listEventTypes = channel.unary_unary(
                 '/mlflow.WebhookDeliveryService/listEventTypes',
@@ -152,17 +152,16 @@ class WebhookDeliveryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def setWebhookDeliverySettings(self, request, context):
-        """Sets a webhook's delivery settings: its retry schedule, timeout and maximum concurrency,
-        each within the server's limits. The settings given replace the webhook's whole settings;
-        a part left out (or none given) goes back to the server's own.
+    def setWebhookSettings(self, request, context):
+        """Sets a webhook's delivery settings: each field given replaces the stored value, and the
+        fields left out keep theirs. Answers the settings as stored.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def getWebhookDeliverySettings(self, request, context):
-        """A webhook's delivery settings; empty when it has none.
+    def getWebhookSettings(self, request, context):
+        """A webhook's delivery settings; a webhook never given any has the defaults.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -218,15 +217,15 @@ def add_WebhookDeliveryServiceServicer_to_server(servicer, server):
                     request_deserializer=webhook__delivery__pb2.GetWebhookFilter.FromString,
                     response_serializer=webhook__delivery__pb2.GetWebhookFilter.Response.SerializeToString,
             ),
-            'setWebhookDeliverySettings': grpc.unary_unary_rpc_method_handler(
-                    servicer.setWebhookDeliverySettings,
-                    request_deserializer=webhook__delivery__pb2.SetWebhookDeliverySettings.FromString,
-                    response_serializer=webhook__delivery__pb2.SetWebhookDeliverySettings.Response.SerializeToString,
+            'setWebhookSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.setWebhookSettings,
+                    request_deserializer=webhook__delivery__pb2.SetWebhookSettings.FromString,
+                    response_serializer=webhook__delivery__pb2.SetWebhookSettings.Response.SerializeToString,
             ),
-            'getWebhookDeliverySettings': grpc.unary_unary_rpc_method_handler(
-                    servicer.getWebhookDeliverySettings,
-                    request_deserializer=webhook__delivery__pb2.GetWebhookDeliverySettings.FromString,
-                    response_serializer=webhook__delivery__pb2.GetWebhookDeliverySettings.Response.SerializeToString,
+            'getWebhookSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.getWebhookSettings,
+                    request_deserializer=webhook__delivery__pb2.GetWebhookSettings.FromString,
+                    response_serializer=webhook__delivery__pb2.GetWebhookSettings.Response.SerializeToString,
             ),
             'listEventTypes': grpc.unary_unary_rpc_method_handler(
                     servicer.listEventTypes,
@@ -461,7 +460,7 @@ class WebhookDeliveryService:
             _registered_method=True)
 
     @staticmethod
-    def setWebhookDeliverySettings(request,
+    def setWebhookSettings(request,
             target,
             options=(),
             channel_credentials=None,
@@ -474,9 +473,9 @@ class WebhookDeliveryService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/mlflow.WebhookDeliveryService/setWebhookDeliverySettings',
-            webhook__delivery__pb2.SetWebhookDeliverySettings.SerializeToString,
-            webhook__delivery__pb2.SetWebhookDeliverySettings.Response.FromString,
+            '/mlflow.WebhookDeliveryService/setWebhookSettings',
+            webhook__delivery__pb2.SetWebhookSettings.SerializeToString,
+            webhook__delivery__pb2.SetWebhookSettings.Response.FromString,
             options,
             channel_credentials,
             insecure,
@@ -488,7 +487,7 @@ class WebhookDeliveryService:
             _registered_method=True)
 
     @staticmethod
-    def getWebhookDeliverySettings(request,
+    def getWebhookSettings(request,
             target,
             options=(),
             channel_credentials=None,
@@ -501,9 +500,9 @@ class WebhookDeliveryService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/mlflow.WebhookDeliveryService/getWebhookDeliverySettings',
-            webhook__delivery__pb2.GetWebhookDeliverySettings.SerializeToString,
-            webhook__delivery__pb2.GetWebhookDeliverySettings.Response.FromString,
+            '/mlflow.WebhookDeliveryService/getWebhookSettings',
+            webhook__delivery__pb2.GetWebhookSettings.SerializeToString,
+            webhook__delivery__pb2.GetWebhookSettings.Response.FromString,
             options,
             channel_credentials,
             insecure,

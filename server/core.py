@@ -246,19 +246,20 @@ class WebhookCore:
     async def set_delivery_settings(
         self,
         webhook_id: str,
-        retry_schedule: Sequence[float] = (),
+        retry_schedule: Sequence[float] | None = None,
         timeout: float | None = None,
         max_concurrency: int | None = None,
     ) -> delivery_settings.DeliverySettings:
-        """Stores a webhook's delivery settings, within the operator's limits; empty ones
-        remove them."""
+        """Changes the parts of a webhook's delivery settings given (None keeps the stored
+        one), within the operator's limits, and answers them all."""
         required(webhook_id, "webhook_id")
-        settings = delivery_settings.validated(
+        change = delivery_settings.change(
             retry_schedule, timeout, max_concurrency, self._config.limits
         )
-        if not await self.db(self._store.set_delivery_settings, webhook_id, settings):
+        found = await self.db(self._store.change_delivery_settings, webhook_id, change)
+        if found is None:
             raise not_found(webhook_id)
-        return settings
+        return found
 
     async def get_delivery_settings(self, webhook_id: str) -> delivery_settings.DeliverySettings:
         found = await self.read(

@@ -160,8 +160,10 @@ def health_message(health: Health) -> dpb.WebhookHealth:
     return message
 
 
-def settings_message(settings: DeliverySettings) -> dpb.WebhookDeliverySettings:
-    message = dpb.WebhookDeliverySettings(retry_schedule=settings.retry_schedule or ())
+def settings_message(settings: DeliverySettings) -> dpb.WebhookSettings:
+    message = dpb.WebhookSettings()
+    if settings.retry_schedule is not None:
+        message.retry_schedule.delays_seconds.extend(settings.retry_schedule)
     if settings.timeout is not None:
         message.timeout_seconds = settings.timeout
     if settings.max_concurrency is not None:
@@ -283,23 +285,19 @@ class DeliveryServicer(dpb_grpc.WebhookDeliveryServiceServicer):
         found = await self._core.get_webhook_filter(request.webhook_id)
         return dpb.GetWebhookFilter.Response(filter=filter_message(found))
 
-    async def setWebhookDeliverySettings(
-        self, request: dpb.SetWebhookDeliverySettings, context: object
-    ) -> Any:
+    async def setWebhookSettings(self, request: dpb.SetWebhookSettings, context: object) -> Any:
         given = request.settings
         stored = await self._core.set_delivery_settings(
             request.webhook_id,
-            given.retry_schedule,
+            given.retry_schedule.delays_seconds if given.HasField("retry_schedule") else None,
             given.timeout_seconds if given.HasField("timeout_seconds") else None,
             given.max_concurrency if given.HasField("max_concurrency") else None,
         )
-        return dpb.SetWebhookDeliverySettings.Response(settings=settings_message(stored))
+        return dpb.SetWebhookSettings.Response(settings=settings_message(stored))
 
-    async def getWebhookDeliverySettings(
-        self, request: dpb.GetWebhookDeliverySettings, context: object
-    ) -> Any:
+    async def getWebhookSettings(self, request: dpb.GetWebhookSettings, context: object) -> Any:
         found = await self._core.get_delivery_settings(request.webhook_id)
-        return dpb.GetWebhookDeliverySettings.Response(settings=settings_message(found))
+        return dpb.GetWebhookSettings.Response(settings=settings_message(found))
 
     async def getWebhookHealth(self, request: dpb.GetWebhookHealth, context: object) -> Any:
         found = await self._core.webhook_health(list(request.webhook_ids))

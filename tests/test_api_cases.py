@@ -876,45 +876,48 @@ CASES += FILTER_CASES
 # timeout, 32 in flight.
 
 
-def delivery_settings(**fields: Any) -> Request:
-    return lambda ctx: dpb.SetWebhookDeliverySettings(
-        webhook_id=ctx.id, settings=dpb.WebhookDeliverySettings(**fields)
+def schedule(*delays: float) -> dpb.RetrySchedule:
+    return dpb.RetrySchedule(delays_seconds=delays)
+
+
+def webhook_settings(**fields: Any) -> Request:
+    return lambda ctx: dpb.SetWebhookSettings(
+        webhook_id=ctx.id, settings=dpb.WebhookSettings(**fields)
     )
 
 
-async def settings_stored_and_cleared(ctx: Ctx, response: Any) -> None:
-    assert list(response.settings.retry_schedule) == [1, 2.5, 0]
-    assert response.settings.timeout_seconds == 3
-    assert response.settings.max_concurrency == 4
-    got = await ctx.ok(
-        "getWebhookDeliverySettings", dpb.GetWebhookDeliverySettings(webhook_id=ctx.id)
+async def get_settings(ctx: Ctx) -> dpb.WebhookSettings:
+    got = await ctx.ok("getWebhookSettings", dpb.GetWebhookSettings(webhook_id=ctx.id))
+    return got.settings
+
+
+async def settings_changed_kept_and_reset(ctx: Ctx, response: Any) -> None:
+    full = dpb.WebhookSettings(
+        retry_schedule=schedule(1, 2.5, 0), timeout_seconds=3, max_concurrency=4
     )
-    assert got.settings == response.settings
-    # The settings given replace the whole: a part left out is the server's again.
-    only = await ctx.ok("setWebhookDeliverySettings", delivery_settings(max_concurrency=1)(ctx))
-    assert only.settings == dpb.WebhookDeliverySettings(max_concurrency=1)
-    cleared = await ctx.ok(
-        "setWebhookDeliverySettings", dpb.SetWebhookDeliverySettings(webhook_id=ctx.id)
-    )
-    assert cleared.settings == dpb.WebhookDeliverySettings()
-    got = await ctx.ok(
-        "getWebhookDeliverySettings", dpb.GetWebhookDeliverySettings(webhook_id=ctx.id)
-    )
-    assert got.settings == dpb.WebhookDeliverySettings()
+    assert response.settings == full
+    assert await get_settings(ctx) == full
+    # A part given replaces its stored value; the others are kept.
+    one = await ctx.ok("setWebhookSettings", webhook_settings(max_concurrency=1)(ctx))
+    full.max_concurrency = 1
+    assert one.settings == full == await get_settings(ctx)
+    nothing = await ctx.ok("setWebhookSettings", dpb.SetWebhookSettings(webhook_id=ctx.id))
+    assert nothing.settings == full
+    # An empty schedule and zeros put the parts back to the server's: unset.
+    reset = webhook_settings(retry_schedule=schedule(), timeout_seconds=0, max_concurrency=0)
+    cleared = await ctx.ok("setWebhookSettings", reset(ctx))
+    assert cleared.settings == dpb.WebhookSettings() == await get_settings(ctx)
 
 
 async def unchanged_settings(ctx: Ctx, _: Any) -> None:
-    got = await ctx.ok(
-        "getWebhookDeliverySettings", dpb.GetWebhookDeliverySettings(webhook_id=ctx.id)
-    )
-    assert got.settings == dpb.WebhookDeliverySettings()
+    assert await get_settings(ctx) == dpb.WebhookSettings()
 
 
 def invalid_settings(case_id: str, mentions: str, **fields: Any) -> Case:
     return Case(
         case_id,
-        "setWebhookDeliverySettings",
-        delivery_settings(**fields),
+        "setWebhookSettings",
+        webhook_settings(**fields),
         "INVALID_ARGUMENT",
         mentions=mentions,
         existing=True,
@@ -925,9 +928,8 @@ def invalid_settings(case_id: str, mentions: str, **fields: Any) -> Case:
 async def test_webhook_uses_the_timeout(ctx: Ctx, _: Any) -> None:
     """testWebhook sends as deliveries do, with the webhook's timeout (the server's is 2 s)."""
     hook = await hook_at(ctx, "/slow")
-    settings = dpb.WebhookDeliverySettings(timeout_seconds=0.25)
-    request = dpb.SetWebhookDeliverySettings(webhook_id=hook, settings=settings)
-    await ctx.ok("setWebhookDeliverySettings", request)
+    settings = dpb.WebhookSettings(timeout_seconds=0.25)
+    await ctx.ok("setWebhookSettings", dpb.SetWebhookSettings(webhook_id=hook, settings=settings))
     tested = await ctx.ok("testWebhook", pb.TestWebhook(webhook_id=hook))
     assert not tested.result.success
     assert tested.result.error_message == "timed out after 0.25s"
@@ -935,11 +937,11 @@ async def test_webhook_uses_the_timeout(ctx: Ctx, _: Any) -> None:
 
 SETTINGS_CASES = [
     Case(
-        "settings-set-get-replace-clear",
-        "setWebhookDeliverySettings",
-        delivery_settings(retry_schedule=[1, 2.5, 0], timeout_seconds=3, max_concurrency=4),
+        "settings-set-keep-reset",
+        "setWebhookSettings",
+        webhook_settings(retry_schedule=schedule(1, 2.5, 0), timeout_seconds=3, max_concurrency=4),
         existing=True,
-        check=settings_stored_and_cleared,
+        check=settings_changed_kept_and_reset,
     ),
     Case(
         "settings-test-webhook-uses-the-timeout",
@@ -951,23 +953,25 @@ SETTINGS_CASES = [
         "settings-too-many-retries",
         "settings.retry_schedule has 21 delays; this server allows at most 20 retries "
         "(--max-retries).",
-        retry_schedule=[1] * 21,
+        retry_schedule=schedule(*[1] * 21),
     ),
     invalid_settings(
         "settings-schedule-too-long",
         "settings.retry_schedule adds up to 604801 seconds; this server allows at most 604800 "
         "(--max-retry-window).",
-        retry_schedule=[604800, 1],
+        retry_schedule=schedule(604800, 1),
     ),
     invalid_settings(
         "settings-negative-delay",
-        "settings.retry_schedule[1] is -5; each delay is a number of seconds, 0 or more.",
-        retry_schedule=[1, -5],
+        "settings.retry_schedule.delays_seconds[1] is -5; each delay is a number of seconds, "
+        "0 or more.",
+        retry_schedule=schedule(1, -5),
     ),
     invalid_settings(
-        "settings-zero-timeout",
-        "settings.timeout_seconds is 0; it must be a positive number of seconds.",
-        timeout_seconds=0,
+        "settings-negative-timeout",
+        "settings.timeout_seconds is -1; it must be a positive number of seconds (0: the "
+        "server's, --delivery-timeout).",
+        timeout_seconds=-1,
     ),
     invalid_settings(
         "settings-timeout-over-limit",
@@ -975,29 +979,30 @@ SETTINGS_CASES = [
         timeout_seconds=61,
     ),
     invalid_settings(
-        "settings-no-concurrency",
-        "settings.max_concurrency is 0; it must be 1 to 32 (--max-webhook-concurrency).",
-        max_concurrency=0,
+        "settings-negative-concurrency",
+        "settings.max_concurrency is -1; it must be 1 to 32 (--max-webhook-concurrency), or 0 "
+        "for the server's, 8.",
+        max_concurrency=-1,
     ),
     # One bad part refuses the whole call: the good parts are not stored either.
     invalid_settings(
         "settings-concurrency-over-limit",
-        "settings.max_concurrency is 33; it must be 1 to 32 (--max-webhook-concurrency).",
-        retry_schedule=[1],
+        "settings.max_concurrency is 33; it must be 1 to 32 (--max-webhook-concurrency)",
+        retry_schedule=schedule(1),
         timeout_seconds=5,
         max_concurrency=33,
     ),
     Case(
         "settings-unknown-webhook",
-        "setWebhookDeliverySettings",
-        lambda _: dpb.SetWebhookDeliverySettings(webhook_id=UNKNOWN_ID),
+        "setWebhookSettings",
+        lambda _: dpb.SetWebhookSettings(webhook_id=UNKNOWN_ID),
         "NOT_FOUND",
         NOT_FOUND,
     ),
     Case(
         "settings-get-unknown-webhook",
-        "getWebhookDeliverySettings",
-        lambda _: dpb.GetWebhookDeliverySettings(webhook_id=UNKNOWN_ID),
+        "getWebhookSettings",
+        lambda _: dpb.GetWebhookSettings(webhook_id=UNKNOWN_ID),
         "NOT_FOUND",
         NOT_FOUND,
     ),

@@ -11,6 +11,7 @@ import collections
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import grpc
@@ -49,17 +50,22 @@ class Api:
     deliveries: dpb_grpc.WebhookDeliveryServiceStub
     created: list[str] = field(default_factory=list)
 
-    async def webhook(self, url: str, **settings: object) -> str:
+    async def webhook(self, url: str, **settings: Any) -> str:
         request = pb.CreateWebhook(name="hook", url=url, events=[MV_CREATED])
         webhook_id = (await self.hooks.createWebhook(request)).webhook.webhook_id
         self.created.append(webhook_id)
         if settings:
-            await self.deliveries.setWebhookDeliverySettings(
-                dpb.SetWebhookDeliverySettings(
-                    webhook_id=webhook_id, settings=dpb.WebhookDeliverySettings(**settings)
-                )
-            )
+            await self.set(webhook_id, **settings)
         return webhook_id
+
+    async def set(
+        self, webhook_id: str, retry_schedule: list[float] | None = None, **fields: Any
+    ) -> None:
+        if retry_schedule is not None:
+            fields["retry_schedule"] = dpb.RetrySchedule(delays_seconds=retry_schedule)
+        settings = dpb.WebhookSettings(**fields)
+        request = dpb.SetWebhookSettings(webhook_id=webhook_id, settings=settings)
+        await self.deliveries.setWebhookSettings(request)
 
     async def publish(self, count: int) -> list[str]:
         async def one(i: int) -> list[str]:
@@ -266,18 +272,14 @@ async def test_settings_apply_to_the_next_delivery(api: Api, receiver: Receiver)
     attempt = (await api.attempts(first, 1)).attempts[0]
     assert attempt.error == "timed out after 0.3s"
     assert not attempt.HasField("response_status")
-    await api.deliveries.setWebhookDeliverySettings(
-        dpb.SetWebhookDeliverySettings(
-            webhook_id=hook, settings=dpb.WebhookDeliverySettings(timeout_seconds=0.6)
-        )
-    )
+    await api.set(hook, timeout_seconds=0.6)
     [second] = await api.publish(1)
     assert (await api.attempts(second, 1)).attempts[0].error == "timed out after 0.6s"
 
 
 async def test_rest_refuses_settings_of_the_wrong_type(api: Api) -> None:
     hook = await api.webhook("http://127.0.0.1:9/x")
-    url = f"{api.server.http_url}/api/2.0/mlflow/webhooks/{hook}/delivery-settings"
+    url = f"{api.server.http_url}/api/2.0/mlflow/webhooks/{hook}/settings"
     async with aiohttp.ClientSession() as http:
         bad = {"settings": {"max_concurrency": "many"}}
         async with http.post(url, json=bad) as response:
@@ -288,6 +290,6 @@ async def test_rest_refuses_settings_of_the_wrong_type(api: Api) -> None:
         async with http.get(url) as response:
             assert response.status == 200
             assert await response.json() == {"settings": {}}
-        good = {"settings": {"retry_schedule": [1, 2], "max_concurrency": 3}}
+        good = {"settings": {"retry_schedule": {"delays_seconds": [1, 2]}, "max_concurrency": 3}}
         async with http.post(url, json=good) as response:
             assert await response.json() == good

@@ -45,16 +45,8 @@ EVERY_RPC = [
     ("WebhookDeliveryService", "redeliver", dpb.Redeliver(delivery_id="x")),
     ("WebhookDeliveryService", "setWebhookFilter", dpb.SetWebhookFilter(webhook_id="x")),
     ("WebhookDeliveryService", "getWebhookFilter", dpb.GetWebhookFilter(webhook_id="x")),
-    (
-        "WebhookDeliveryService",
-        "setWebhookDeliverySettings",
-        dpb.SetWebhookDeliverySettings(webhook_id="x"),
-    ),
-    (
-        "WebhookDeliveryService",
-        "getWebhookDeliverySettings",
-        dpb.GetWebhookDeliverySettings(webhook_id="x"),
-    ),
+    ("WebhookDeliveryService", "setWebhookSettings", dpb.SetWebhookSettings(webhook_id="x")),
+    ("WebhookDeliveryService", "getWebhookSettings", dpb.GetWebhookSettings(webhook_id="x")),
 ]
 EVERY_ROUTE = [
     ("POST", "/api/2.0/mlflow/webhooks"),
@@ -69,8 +61,8 @@ EVERY_ROUTE = [
     ("POST", "/api/2.0/mlflow/webhook-deliveries/x/redeliver"),
     ("POST", "/api/2.0/mlflow/webhooks/x/filter"),
     ("GET", "/api/2.0/mlflow/webhooks/x/filter"),
-    ("POST", "/api/2.0/mlflow/webhooks/x/delivery-settings"),
-    ("GET", "/api/2.0/mlflow/webhooks/x/delivery-settings"),
+    ("POST", "/api/2.0/mlflow/webhooks/x/settings"),
+    ("GET", "/api/2.0/mlflow/webhooks/x/settings"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
 ]

@@ -394,8 +394,9 @@ def test_delivery_settings_reach_the_next_claim_of_any_replica(
     rows it leases, and a lease long enough for its own timeout."""
     capped, plain = store.create_webhook(webhook()), store.create_webhook(webhook())
     own = delivery_settings.DeliverySettings((1.0, 2.0), 40.0, 2)
-    assert store.set_delivery_settings(capped.id, own)
-    assert not store.set_delivery_settings(str(uuid.uuid4()), own)
+    change = delivery_settings.Change((1.0, 2.0), 40.0, 2)
+    assert store.change_delivery_settings(capped.id, change) == own
+    assert store.change_delivery_settings(str(uuid.uuid4()), change) is None
     assert store.get_delivery_settings(capped.id) == own
     assert store.get_delivery_settings(plain.id) == delivery_settings.NO_SETTINGS
     assert store.get_delivery_settings(str(uuid.uuid4())) is None
@@ -429,7 +430,8 @@ def test_delivery_settings_reach_the_next_claim_of_any_replica(
     third = Store(database.url, database.secret_key)
     third.open()
     try:
-        assert third.set_delivery_settings(capped.id, delivery_settings.NO_SETTINGS)
+        reset = delivery_settings.Change((), 0, 0)
+        assert third.change_delivery_settings(capped.id, reset) == delivery_settings.NO_SETTINGS
         maxima.clear()
         [again] = third.claim("third", now, 25_000, 1, set(), room)
     finally:

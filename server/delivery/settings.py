@@ -1,10 +1,11 @@
 """Per-webhook delivery settings: a retry schedule, a timeout and a maximum concurrency that
 override the server's, each within a limit the operator sets by flag.
 
-A part left out means the server's own (--retry-schedule, --delivery-timeout, the
+A part not set means the server's own (--retry-schedule, --delivery-timeout, the
 dispatcher's per-webhook limit): a webhook without settings is delivered to exactly as one
-before settings existed. Pure: validated at set time, stored as JSON text on the webhook's
-row, parsed once per distinct text (`parse` is cached) wherever a claim reads it."""
+before settings existed. A set call changes the parts it gives and keeps the others. Pure:
+validated at set time, stored as JSON text on the webhook's row, parsed once per distinct
+text (`parse` is cached) wherever a claim reads it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mlflow_webhooks.server.errors import InvalidArgument
 
@@ -78,44 +80,68 @@ def parse(stored: str | None) -> DeliverySettings:
     )
 
 
-def validated(
-    retry_schedule: Sequence[float],
+@dataclass(frozen=True)
+class Change:
+    """What one set call gives: a part left as None keeps the stored value; an empty schedule,
+    a 0 timeout or a 0 maximum puts that part back to the server's."""
+
+    retry_schedule: tuple[float, ...] | None = None
+    timeout: float | None = None
+    max_concurrency: int | None = None
+
+    def applied(self, current: DeliverySettings) -> DeliverySettings:
+        def part(given: Any, stored: Any, unset: Any) -> Any:
+            if given is None:
+                return stored
+            return None if given == unset else given
+
+        return DeliverySettings(
+            part(self.retry_schedule, current.retry_schedule, ()),
+            part(self.timeout, current.timeout, 0),
+            part(self.max_concurrency, current.max_concurrency, 0),
+        )
+
+
+def change(
+    retry_schedule: Sequence[float] | None,
     timeout: float | None,
     max_concurrency: int | None,
     limits: Limits,
-) -> DeliverySettings:
-    """Settings from a caller's values (an empty schedule, or None, means the server's), or
-    InvalidArgument naming the field, the limit and the flag that sets it."""
-    schedule = tuple(float(d) for d in retry_schedule)
-    for i, delay in enumerate(schedule):
+) -> Change:
+    """A caller's change (None: the part is not given), or InvalidArgument naming the field,
+    the limit and the flag that sets it."""
+    schedule = None if retry_schedule is None else tuple(float(d) for d in retry_schedule)
+    for i, delay in enumerate(schedule or ()):
         if not 0 <= delay < math.inf:  # also refuses nan
             raise InvalidArgument(
-                f"settings.retry_schedule[{i}] is {delay:g}; each delay is a number of seconds, "
-                "0 or more."
+                f"settings.retry_schedule.delays_seconds[{i}] is {delay:g}; each delay is a "
+                "number of seconds, 0 or more."
             )
-    if len(schedule) > limits.max_retries:
+    if schedule and len(schedule) > limits.max_retries:
         raise InvalidArgument(
             f"settings.retry_schedule has {len(schedule)} delays; this server allows at most "
             f"{limits.max_retries} retries (--max-retries)."
         )
-    if sum(schedule) > limits.max_retry_window:
+    if schedule and sum(schedule) > limits.max_retry_window:
         raise InvalidArgument(
             f"settings.retry_schedule adds up to {sum(schedule):g} seconds; this server allows "
             f"at most {limits.max_retry_window:g} (--max-retry-window)."
         )
     if timeout is not None:
-        if not 0 < timeout < math.inf:
+        if not 0 <= timeout < math.inf:
             raise InvalidArgument(
-                f"settings.timeout_seconds is {timeout:g}; it must be a positive number of seconds."
+                f"settings.timeout_seconds is {timeout:g}; it must be a positive number of "
+                "seconds (0: the server's, --delivery-timeout)."
             )
         if timeout > limits.max_delivery_timeout:
             raise InvalidArgument(
                 f"settings.timeout_seconds is {timeout:g}; this server allows at most "
                 f"{limits.max_delivery_timeout:g} (--max-delivery-timeout)."
             )
-    if max_concurrency is not None and not 1 <= max_concurrency <= limits.max_webhook_concurrency:
+    if max_concurrency is not None and not 0 <= max_concurrency <= limits.max_webhook_concurrency:
         raise InvalidArgument(
             f"settings.max_concurrency is {max_concurrency}; it must be 1 to "
-            f"{limits.max_webhook_concurrency} (--max-webhook-concurrency)."
+            f"{limits.max_webhook_concurrency} (--max-webhook-concurrency), or 0 for the "
+            f"server's, {DEFAULT_MAX_CONCURRENCY}."
         )
-    return DeliverySettings(schedule or None, timeout, max_concurrency)
+    return Change(schedule, timeout, max_concurrency)

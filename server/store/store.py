@@ -490,7 +490,8 @@ class Store:
     def set_filter(self, webhook_id: str, spec: filters.Filter) -> bool:
         """Stores a webhook's filter (an empty one removes it); False when there is no such
         webhook. Publishes committed after this use it."""
-        return self._set_webhook_column(webhook_id, filter_spec=spec.to_json())
+        with self._write():
+            return self._set_webhook_column(webhook_id, filter_spec=spec.to_json())
 
     def get_filter(self, webhook_id: str) -> filters.Filter | None:
         """A webhook's filter (empty when it has none); None when there is no such webhook."""
@@ -498,12 +499,21 @@ class Store:
         row = query.tuples().first()
         return None if row is None else filters.parse(row[0])
 
-    def set_delivery_settings(
-        self, webhook_id: str, settings: delivery_settings.DeliverySettings
-    ) -> bool:
-        """Stores a webhook's delivery settings (empty ones remove them); False when there is
-        no such webhook. Claims committed after this use them, in every process."""
-        return self._set_webhook_column(webhook_id, delivery_settings=settings.to_json())
+    def change_delivery_settings(
+        self, webhook_id: str, change: delivery_settings.Change
+    ) -> delivery_settings.DeliverySettings | None:
+        """Applies a change to a webhook's delivery settings, read and written in one
+        transaction (a concurrent change of other parts is kept), and answers them as stored;
+        None when there is no such webhook. Claims committed after this use them, in every
+        process."""
+        with self._write():
+            query = m.Webhook.select(m.Webhook.delivery_settings).where(m.Webhook.id == webhook_id)
+            row = (query if self.is_sqlite else query.for_update()).tuples().first()
+            if row is None:
+                return None
+            settings = change.applied(delivery_settings.parse(row[0]))
+            self._set_webhook_column(webhook_id, delivery_settings=settings.to_json())
+        return settings
 
     def get_delivery_settings(self, webhook_id: str) -> delivery_settings.DeliverySettings | None:
         """A webhook's delivery settings (empty when it has none); None when there is no such
@@ -513,17 +523,18 @@ class Store:
         return None if row is None else delivery_settings.parse(row[0])
 
     def _set_webhook_column(self, webhook_id: str, **column: str | None) -> bool:
-        with self._write():
-            changed = (
-                m.Webhook.update(
-                    **column,
-                    last_updated_timestamp=pw.fn.MAX(now_ms(), m.Webhook.last_updated_timestamp + 1)
-                    if self.is_sqlite
-                    else pw.fn.GREATEST(now_ms(), m.Webhook.last_updated_timestamp + 1),
-                )
-                .where(m.Webhook.id == webhook_id)
-                .execute()
+        """Sets a column of the webhook's row (in the caller's write transaction) and bumps
+        its last update time; False when there is no such webhook."""
+        changed = (
+            m.Webhook.update(
+                **column,
+                last_updated_timestamp=pw.fn.MAX(now_ms(), m.Webhook.last_updated_timestamp + 1)
+                if self.is_sqlite
+                else pw.fn.GREATEST(now_ms(), m.Webhook.last_updated_timestamp + 1),
             )
+            .where(m.Webhook.id == webhook_id)
+            .execute()
+        )
         return changed > 0
 
     # -- events and the outbox -------------------------------------------------------------
