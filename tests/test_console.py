@@ -372,6 +372,37 @@ async def test_redeliver_all_failed_since(
     assert any(r.path == "/status/500" for r in arrived[before:])
 
 
+async def test_delivery_settings_from_the_webhook_page(
+    tab: Page, world: dict[str, Any], console_server: ServerProcess, http: aiohttp.ClientSession
+) -> None:
+    rest = Rest(http, console_server.http_url)
+    hook = await rest.webhook("paced-hook", world["receiver_url"] + "/ok")
+    await tab.open(f"/ui/webhooks/{hook}", "webhook")
+    await tab.page.fill("#settings-retry-schedule", "10, 60,600")
+    await tab.page.fill("#settings-timeout", "2.5")
+    await tab.page.click("#save-settings")
+    await tab.loaded("webhook")
+    await expect(tab.page.locator(".flash.ok")).to_contain_text("Settings saved")
+    stored = (await rest.call("GET", f"/webhooks/{hook}/settings"))["settings"]
+    assert stored == {"retry_schedule": {"delays_seconds": [10, 60, 600]}, "timeout_seconds": 2.5}
+    await expect(tab.page.locator("#settings-retry-schedule")).to_have_value("10,60,600")
+    # Over the server's limit: its message, and nothing changed.
+    await tab.page.fill("#settings-max-concurrency", "100")
+    await tab.page.click("#save-settings")
+    await expect(tab.page.locator("#settings-result")).to_contain_text(
+        "settings.max_concurrency is 100; it must be 1 to 32 (--max-webhook-concurrency)"
+    )
+    assert (await rest.call("GET", f"/webhooks/{hook}/settings"))["settings"] == stored
+    # Emptied fields go back to the server's.
+    for field in ("#settings-retry-schedule", "#settings-timeout", "#settings-max-concurrency"):
+        await tab.page.fill(field, "")
+    await tab.page.click("#save-settings")
+    await tab.loaded("webhook")
+    await expect(tab.page.locator("#settings-timeout")).to_have_value("")
+    assert (await rest.call("GET", f"/webhooks/{hook}/settings"))["settings"] == {}
+    await rest.call("DELETE", f"/webhooks/{hook}")
+
+
 async def test_unknown_page_and_unknown_delivery(tab: Page, world: dict[str, Any]) -> None:
     await tab.open("/ui/deliveries/00000000-0000-4000-8000-000000000000", "error")
     assert "not found" in (await tab.page.locator("main").inner_text()).lower()

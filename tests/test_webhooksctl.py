@@ -172,6 +172,33 @@ def test_filter_show_set_and_clear(server: ServerProcess) -> None:
     assert "no filter" in ok(ctl(address, "filter", hook))
 
 
+def test_settings_show_change_and_reset(server: ServerProcess) -> None:
+    address = server.grpc_address
+    with WebhooksClient(address) as client:
+        webhook = client.create(unique("paced"), "http://127.0.0.1:9/x", ["prompt.created"])
+    hook = webhook.webhook_id
+    assert pairs(ok(ctl(address, "settings", hook))) == {
+        "retry_schedule": "the server's (--retry-schedule)",
+        "timeout": "the server's (--delivery-timeout)",
+        "max_concurrency": "the server's (8)",
+    }
+    args = ["--retry-schedule", "10,60,600", "--delivery-timeout", "2.5"]
+    shown = pairs(ok(ctl(address, "settings", hook, *args)))
+    assert (shown["retry_schedule"], shown["timeout"]) == ("10,60,600", "2.5s")
+    # Only what is given changes.
+    shown = pairs(ok(ctl(address, "settings", hook, "--max-concurrency", "3")))
+    assert (shown["timeout"], shown["max_concurrency"]) == ("2.5s", "3")
+    got = ok_json(ctl(address, "--json", "settings", hook))
+    expected = {"retry_schedule": {"delays_seconds": [10, 60, 600]}, "timeout_seconds": 2.5}
+    assert got == {"settings": {**expected, "max_concurrency": 3}}
+    assert got == shim_get(server, f"/mlflow/webhooks/{hook}/settings")
+    stderr = failed(ctl(address, "settings", hook, "--max-concurrency", "100"), 1)
+    assert "INVALID_ARGUMENT: settings.max_concurrency is 100; it must be 1 to 32" in stderr
+    reset = ["--retry-schedule", "default", "--delivery-timeout", "default"]
+    reset += ["--max-concurrency", "default"]
+    assert ok_json(ctl(address, "--json", "settings", hook, *reset)) == {"settings": {}}
+
+
 def test_delete_json_prints_the_empty_response(server: ServerProcess) -> None:
     with WebhooksClient(server.grpc_address) as client:
         webhook = client.create(unique("gone"), "http://127.0.0.1:9/x", ["prompt.created"])
@@ -377,6 +404,8 @@ async def test_publish_deliveries_delivery_redeliver(
         (["redeliver", "d", "--failed", "--webhook", "w", "--since", "1h"], "not both"),
         (["redeliver", "d", "--since", "1h"], "go with --failed"),
         (["filter", "w", "--clear", "--name", "a*"], "give it alone"),
+        (["settings", "w", "--delivery-timeout", "soon"], "'soon' is not a valid value"),
+        (["settings", "w", "--retry-schedule", "1,x"], "'1,x' is not a valid value"),
     ],
 )
 def test_bad_arguments_exit_2(args: list[str], fragment: str) -> None:
@@ -406,6 +435,7 @@ def test_bad_arguments_exit_2(args: list[str], fragment: str) -> None:
         (["redeliver", "--failed", "--webhook", "no-such-id", "--since", "1h"], "NOT_FOUND"),
         (["deliveries", "--since", "10", "--until", "5"], "INVALID_ARGUMENT: since_timestamp"),
         (["filter", "no-such-id"], "NOT_FOUND"),
+        (["settings", "no-such-id"], "NOT_FOUND"),
     ],
 )
 def test_server_errors_exit_1(server: ServerProcess, args: list[str], fragment: str | None) -> None:

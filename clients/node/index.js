@@ -174,6 +174,26 @@ class WebhooksClient {
   async getFilter(webhookId) {
     return (await this._call(this.deliveryService, 'getWebhookFilter', { webhook_id: webhookId })).filter;
   }
+
+  /**
+   * Changes the delivery settings given and keeps the others; answers them all
+   * (docs/delivery.md, "Delivery settings"). `retrySchedule` (seconds before each retry),
+   * `timeout` (seconds per attempt) and `maxConcurrency` (attempts in flight, per server
+   * process) override the server's, within its limits; `[]` or `0` puts one back to the
+   * server's.
+   */
+  async setSettings(webhookId, { retrySchedule, timeout, maxConcurrency } = {}) {
+    const settings = {};
+    if (retrySchedule !== undefined) settings.retry_schedule = { delays_seconds: retrySchedule };
+    if (timeout !== undefined) settings.timeout_seconds = timeout;
+    if (maxConcurrency !== undefined) settings.max_concurrency = maxConcurrency;
+    return (await this._call(this.deliveryService, 'setWebhookSettings', { webhook_id: webhookId, settings })).settings;
+  }
+
+  /** The webhook's delivery settings; a part left out is the server's. */
+  async getSettings(webhookId) {
+    return (await this._call(this.deliveryService, 'getWebhookSettings', { webhook_id: webhookId })).settings;
+  }
 }
 
 // protobufjs takes google.protobuf.Struct in its message shape, not as a plain object, and

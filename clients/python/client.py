@@ -394,6 +394,35 @@ class WebhooksClient:
         request = dpb.GetWebhookFilter(webhook_id=webhook_id)
         return self._call(self._deliveries.getWebhookFilter, request).filter
 
+    def set_settings(
+        self,
+        webhook_id: str,
+        *,
+        retry_schedule: Iterable[float] | None = None,
+        timeout: float | None = None,
+        max_concurrency: int | None = None,
+    ) -> dpb.WebhookSettings:
+        """Changes the delivery settings given and keeps the others; answers them all.
+        `retry_schedule` (seconds before each retry), `timeout` (seconds per attempt) and
+        `max_concurrency` (attempts in flight, per server process) override the server's,
+        within its limits; `retry_schedule=[]`, `timeout=0` or `max_concurrency=0` put that
+        part back to the server's."""
+        settings = dpb.WebhookSettings()
+        if retry_schedule is not None:
+            settings.retry_schedule.SetInParent()  # given, even when empty
+            settings.retry_schedule.delays_seconds.extend(retry_schedule)
+        if timeout is not None:
+            settings.timeout_seconds = timeout
+        if max_concurrency is not None:
+            settings.max_concurrency = max_concurrency
+        request = dpb.SetWebhookSettings(webhook_id=webhook_id, settings=settings)
+        return self._call(self._deliveries.setWebhookSettings, request).settings
+
+    def get_settings(self, webhook_id: str) -> dpb.WebhookSettings:
+        """The webhook's delivery settings; a part not set is the server's."""
+        request = dpb.GetWebhookSettings(webhook_id=webhook_id)
+        return self._call(self._deliveries.getWebhookSettings, request).settings
+
     def event_types(self) -> list[dpb.EventType]:
         """The valid events (`model_version.created`, …) and their data fields."""
         request = dpb.ListEventTypes()

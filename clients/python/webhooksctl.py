@@ -301,6 +301,62 @@ def cmd_filter(client: WebhooksClient, args: argparse.Namespace) -> Result:
     )
 
 
+def cmd_settings(client: WebhooksClient, args: argparse.Namespace) -> Result:
+    changes = (args.retry_schedule, args.delivery_timeout, args.max_concurrency)
+    if all(c is None for c in changes):
+        settings = client.get_settings(args.webhook_id)
+    else:
+        settings = client.set_settings(
+            args.webhook_id,
+            retry_schedule=args.retry_schedule,
+            timeout=args.delivery_timeout,
+            max_concurrency=args.max_concurrency,
+        )
+    schedule = settings.retry_schedule.delays_seconds
+    text = _pairs(
+        [
+            (
+                "retry_schedule",
+                ",".join(f"{d:g}" for d in schedule)
+                if settings.HasField("retry_schedule")
+                else "the server's (--retry-schedule)",
+            ),
+            (
+                "timeout",
+                f"{settings.timeout_seconds:g}s"
+                if settings.HasField("timeout_seconds")
+                else "the server's (--delivery-timeout)",
+            ),
+            (
+                "max_concurrency",
+                str(settings.max_concurrency)
+                if settings.HasField("max_concurrency")
+                else "the server's (8)",
+            ),
+        ]
+    )
+    return text, {"settings": to_json(settings)}
+
+
+def _or_default(parse: Callable[[str], Any], unset: Any) -> Callable[[str], Any]:
+    """An argument type that reads `default` as the value that puts a setting back to the
+    server's."""
+
+    def read(value: str) -> Any:
+        if value.strip() == "default":
+            return unset
+        try:
+            return parse(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a valid value") from None
+
+    return read
+
+
+def _delays(value: str) -> list[float]:
+    return [float(d) for d in value.split(",") if d.strip()]
+
+
 def cmd_events(client: WebhooksClient, args: argparse.Namespace) -> Result:
     types = client.event_types()
     rows = [[t.name, ",".join(t.data_fields)] for t in types]
@@ -615,6 +671,30 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--clear", action="store_true", help="remove the filter: every event of its types"
+    )
+    p = command(
+        "settings",
+        cmd_settings,
+        "show a webhook's delivery settings, or change those given (the others are kept)",
+    )
+    p.add_argument("webhook_id")
+    p.add_argument(
+        "--retry-schedule",
+        type=_or_default(_delays, []),
+        metavar="SECONDS,...|default",
+        help="seconds before each retry, e.g. 10,60,600; default: the server's",
+    )
+    p.add_argument(
+        "--delivery-timeout",
+        type=_or_default(float, 0.0),
+        metavar="SECONDS|default",
+        help="seconds allowed for one attempt; default: the server's",
+    )
+    p.add_argument(
+        "--max-concurrency",
+        type=_or_default(int, 0),
+        metavar="N|default",
+        help="most attempts in flight at once, per server process; default: the server's (8)",
     )
     command("events", cmd_events, "list the events webhooks may subscribe to")
     p = command(

@@ -132,6 +132,24 @@ test('sets, reads and clears a webhook filter', async () => {
   await rejectsWith(client.getFilter('no-such-webhook'), grpcStatus.NOT_FOUND);
 });
 
+test('changes, keeps and resets delivery settings', async () => {
+  const webhook = await client.create({ name: unique('node-settings'), url: hookUrl, events: ['model_version.created'] });
+  try {
+    assert.deepEqual(await client.getSettings(webhook.webhook_id), {});
+    const set = await client.setSettings(webhook.webhook_id, { retrySchedule: [1, 30], timeout: 2.5 });
+    assert.deepEqual(set, { retry_schedule: { delays_seconds: [1, 30] }, timeout_seconds: 2.5 });
+    const more = await client.setSettings(webhook.webhook_id, { maxConcurrency: 3 });
+    assert.deepEqual(more, { ...set, max_concurrency: 3 });
+    assert.deepEqual(await client.getSettings(webhook.webhook_id), more);
+    await rejectsWith(client.setSettings(webhook.webhook_id, { timeout: -1 }), grpcStatus.INVALID_ARGUMENT);
+    const reset = await client.setSettings(webhook.webhook_id, { retrySchedule: [], timeout: 0, maxConcurrency: 0 });
+    assert.deepEqual(reset, {});
+  } finally {
+    await client.delete(webhook.webhook_id);
+  }
+  await rejectsWith(client.getSettings('no-such-webhook'), grpcStatus.NOT_FOUND);
+});
+
 test('a missing token is UNAUTHENTICATED when the server wants one', { skip: !process.env.WEBHOOKS_AUTH_TOKEN }, async () => {
   const anonymous = new WebhooksClient(address, {
     rootCertificates: process.env.WEBHOOKS_CACERT ? fs.readFileSync(process.env.WEBHOOKS_CACERT) : undefined,

@@ -64,6 +64,9 @@ export const api = {
   deleteWebhook: (webhookId) => call("DELETE", `/webhooks/${id(webhookId)}`),
   testWebhook: (webhookId, event) =>
     call("POST", `/webhooks/${id(webhookId)}/test`, { body: event ? { event } : {} }),
+  getSettings: (webhookId) => call("GET", `/webhooks/${id(webhookId)}/settings`),
+  setSettings: (webhookId, settings) =>
+    call("POST", `/webhooks/${id(webhookId)}/settings`, { body: { settings } }),
   health: (webhookIds) => call("GET", "/webhook-health", { query: { webhook_ids: webhookIds } }),
   eventTypes: () => call("GET", "/webhook-event-types"),
   listDeliveries: (filters) => call("GET", "/webhook-deliveries", { query: filters }),

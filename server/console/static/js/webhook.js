@@ -1,6 +1,7 @@
-// /ui/webhooks/{id}: the webhook, its health, a chart of the last 24 hours, its deliveries
-// newest first (filtered by status, in keyset pages), and the actions: edit, enable or
-// disable, test, delete, and redeliver every failed delivery since a time.
+// /ui/webhooks/{id}: the webhook, its health, a chart of the last 24 hours, its delivery
+// settings, its deliveries newest first (filtered by status, in keyset pages), and the
+// actions: edit, enable or disable, test, delete, and redeliver every failed delivery since
+// a time.
 
 import { api } from "./api.js";
 import { navigate, render } from "./app.js";
@@ -29,8 +30,9 @@ export async function webhookPage(webhookId, params) {
   const status = params.get("status") || "";
   const pageToken = params.get("page_token") || "";
   const since = Date.now() - DAY;
-  const [{ webhook }, health, listed, recent] = await Promise.all([
+  const [{ webhook }, { settings }, health, listed, recent] = await Promise.all([
     api.getWebhook(webhookId),
+    api.getSettings(webhookId),
     api.health([webhookId]),
     api.listDeliveries({ webhook_id: webhookId, status, max_results: PAGE_SIZE, page_token: pageToken }),
     // The chart's data: the last 24 hours, at most one page of 1,000.
@@ -67,6 +69,7 @@ export async function webhookPage(webhookId, params) {
         ),
       ),
     ),
+    settingsForm(webhook, settings || {}),
     redeliverForm(webhook),
     deliveriesSection(webhook, listed, status, pageToken),
   );
@@ -144,6 +147,57 @@ function details(webhook, state) {
     ["Created", fullTime(webhook.creation_timestamp)],
     ["Updated", fullTime(webhook.last_updated_timestamp)],
   ]);
+}
+
+// The webhook's retry schedule, timeout and maximum concurrency (docs/delivery.md, "Delivery
+// settings"); a field left empty is the server's.
+function settingsForm(webhook, settings) {
+  const schedule = settings.retry_schedule ? (settings.retry_schedule.delays_seconds || []).join(",") : "";
+  const field = (id, label, input) => h("div", { class: "field" }, h("label", { for: id }, label), input);
+  const retries = h("input", { id: "settings-retry-schedule", value: schedule, placeholder: "the server's", inputmode: "decimal" });
+  const timeout = h("input", { id: "settings-timeout", type: "number", min: "0", step: "any", value: settings.timeout_seconds ?? "", placeholder: "the server's" });
+  const concurrency = h("input", { id: "settings-max-concurrency", type: "number", min: "0", step: "1", value: settings.max_concurrency ?? "", placeholder: "8" });
+  const result = h("div", { id: "settings-result", class: "small" });
+  const save = h("button", { type: "submit", id: "save-settings" }, "Save settings");
+  const number = (input) => (input.value.trim() === "" ? 0 : Number(input.value));
+  const form = h(
+    "form",
+    {
+      class: "inline",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        const delays = retries.value.split(",").map((d) => d.trim()).filter(Boolean).map(Number);
+        if (delays.some(Number.isNaN)) {
+          result.replaceChildren(errorBox(new Error("The retry schedule is seconds separated by commas, e.g. 10,60,600.")));
+          return;
+        }
+        save.disabled = true;
+        try {
+          // Every part is sent: an empty field puts that part back to the server's.
+          await api.setSettings(webhook.webhook_id, {
+            retry_schedule: { delays_seconds: delays },
+            timeout_seconds: number(timeout),
+            max_concurrency: number(concurrency),
+          });
+          flash("Settings saved: the next delivery uses them.", "ok");
+          render();
+        } catch (error) {
+          result.replaceChildren(errorBox(error));
+          save.disabled = false;
+        }
+      },
+    },
+    field("settings-retry-schedule", "Retry schedule (seconds)", retries),
+    field("settings-timeout", "Timeout (seconds)", timeout),
+    field("settings-max-concurrency", "Most in flight", concurrency),
+    save,
+    result,
+  );
+  return section(
+    "Delivery settings",
+    h("p", { class: "muted small" }, "Empty fields are the server's. Fewer than the most are sent at once while the receiver answers 429, 503 or times out."),
+    form,
+  );
 }
 
 function localInput(ms) {
