@@ -24,6 +24,7 @@ from bench import (
     bridge,
     console,
     delivery,
+    filters,
     listing,
     load,
     machine,
@@ -51,6 +52,7 @@ SCENARIOS: dict[str, Callable[[Context], None]] = {
     "scale": scale.scale_out,
     "bridge": bridge.bridge,
     "console": console.console_first_page,
+    "filters": filters.filter_cost,
 }
 DOCS = ROOT / "docs" / "benchmarks.md"
 # Scenarios a plain `--smoke` leaves out (`--smoke --only NAME` still runs them), and why.

@@ -41,6 +41,7 @@ class Settings:
     latency_rate: float = 200.0
     latency_seconds: float = 10.0
     fanout_webhooks: int = 1000
+    filter_webhooks: int = 1000
     backlog_webhooks: int = 100
     backlog_events: int = 1000
     list_webhooks: int = 100_000
@@ -67,6 +68,7 @@ class Settings:
             latency_rate=50.0,
             latency_seconds=0.5,
             fanout_webhooks=40,
+            filter_webhooks=40,
             backlog_webhooks=10,
             backlog_events=10,
             list_webhooks=1_000,

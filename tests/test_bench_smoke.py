@@ -16,6 +16,7 @@ SECTIONS = (
     "6. Start-up",
     "7. Scale-out",
     "9. Console",
+    "11. Filters",
 )
 
 
