@@ -11,6 +11,7 @@ import collections
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -30,15 +31,21 @@ SERVER_SCHEDULE = 30.0
 CAPACITY = 4  # the capped receiver refuses (429) any request beyond this many in flight
 
 
+SERVER_ARGS = ("--retry-schedule", f"{SERVER_SCHEDULE:g},{SERVER_SCHEDULE:g}")
+SERVER_ARGS += ("--delivery-timeout", "10")
+
+
 @pytest.fixture(scope="module")
 def settings_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = own_server(
-        tmp_path_factory.mktemp("settings"),
-        "--retry-schedule",
-        f"{SERVER_SCHEDULE:g},{SERVER_SCHEDULE:g}",
-        "--delivery-timeout",
-        "10",
-    )
+    proc = own_server(tmp_path_factory.mktemp("settings"), *SERVER_ARGS)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def workers_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """Two processes on one database: a setting made through either is every one's."""
+    proc = own_server(tmp_path, *SERVER_ARGS, "--workers", "2")
     yield proc
     proc.stop()
 
@@ -113,11 +120,11 @@ class Api:
         return {hook: (limit, sending) for hook, (limit, sending) in found.items()}
 
 
-@pytest.fixture
-async def api(settings_server: ServerProcess) -> AsyncIterator[Api]:
-    async with grpc.aio.insecure_channel(settings_server.grpc_address) as channel:
+@contextlib.asynccontextmanager
+async def api_of(server: ServerProcess) -> AsyncIterator[Api]:
+    async with grpc.aio.insecure_channel(server.grpc_address) as channel:
         api = Api(
-            settings_server,
+            server,
             pb_grpc.WebhookServiceStub(channel),
             dpb_grpc.WebhookDeliveryServiceStub(channel),
         )
@@ -126,6 +133,12 @@ async def api(settings_server: ServerProcess) -> AsyncIterator[Api]:
         for webhook_id in api.created:
             with contextlib.suppress(grpc.aio.AioRpcError):  # deleted by the test
                 await api.hooks.deleteWebhook(pb.DeleteWebhook(webhook_id=webhook_id))
+
+
+@pytest.fixture
+async def api(settings_server: ServerProcess) -> AsyncIterator[Api]:
+    async with api_of(settings_server) as made:
+        yield made
 
 
 @dataclass
@@ -264,17 +277,28 @@ async def test_own_retry_schedule_from_the_log(api: Api, receiver: Receiver) -> 
     assert 0.9 <= gaps[1] < 0.9 * SERVER_SCHEDULE
 
 
-async def test_settings_apply_to_the_next_delivery(api: Api, receiver: Receiver) -> None:
+async def next_deliveries_use_the_settings(api: Api, receiver: Receiver) -> None:
     """A slow receiver: with the webhook's 0.3 s timeout its attempt fails as timed out
-    (the server's timeout is 10 s); settings changed afterwards apply to the next attempt."""
+    (the server's timeout is 10 s); settings changed afterwards apply to the next attempt,
+    whichever process sends it."""
     hook = await api.webhook(f"{receiver.url}/slow", timeout_seconds=0.3)
-    [first] = await api.publish(1)
-    attempt = (await api.attempts(first, 1)).attempts[0]
-    assert attempt.error == "timed out after 0.3s"
-    assert not attempt.HasField("response_status")
-    await api.set(hook, timeout_seconds=0.6)
-    [second] = await api.publish(1)
-    assert (await api.attempts(second, 1)).attempts[0].error == "timed out after 0.6s"
+    for timeout in (0.3, 0.6, 0.4, 0.5):
+        await api.set(hook, timeout_seconds=timeout)
+        [delivery_id] = await api.publish(1)
+        attempt = (await api.attempts(delivery_id, 1)).attempts[0]
+        assert attempt.error == f"timed out after {timeout:g}s"
+        assert not attempt.HasField("response_status")
+
+
+async def test_settings_apply_to_the_next_delivery(api: Api, receiver: Receiver) -> None:
+    await next_deliveries_use_the_settings(api, receiver)
+
+
+async def test_settings_apply_to_the_next_delivery_of_any_worker(
+    workers_server: ServerProcess, receiver: Receiver
+) -> None:
+    async with api_of(workers_server) as api:
+        await next_deliveries_use_the_settings(api, receiver)
 
 
 async def test_rest_refuses_settings_of_the_wrong_type(api: Api) -> None:

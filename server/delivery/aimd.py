@@ -6,8 +6,9 @@ exactly as it would be without it. An overload signal (429, 503, a timeout) halv
 window, once per round: the other answers to attempts sent under the old window say nothing
 new. Each fast success (a 2xx, which by definition came within the timeout) adds 1/window,
 so a window's worth of them adds one; only successes of attempts that filled the window
-count, as a window that is not used is not tried. It never goes below 1 nor above the maximum. Other
-failures (a 500, a refused connection) say nothing about load and change nothing.
+count, as a window that is not used is not tried. It never goes below 1 nor above the
+maximum. Other failures (a 500, a refused connection) say nothing about load and change
+nothing.
 
 It also remembers the level that overloaded the receiver (the attempts on the wire when the
 overloaded one went out, less one): the window grows back to that ceiling and stays there.
