@@ -82,6 +82,11 @@ MISSED: dict[str, str] = {
 }
 
 FIXED: list[str] = [
+    "(2026-12-01) Matching an event against its subscribers' filters called fnmatchcase "
+    "once per name pattern, each call looking its pattern up in fnmatch's cache: 6.0-7.2 ms "
+    "per event over 1,000 filters of two patterns (section 11 (c), in-process). Now each "
+    "filter's patterns are one regular expression, compiled once per filter: 1.4-2.2 ms, "
+    "measured minutes apart at a load of about 6.",
     "(2026-11-30) The worker's claim skipped busy webhooks with `NOT IN`, walking every "
     "due row of a backlogged webhook in next-attempt order while holding the write lock: "
     "with 100,000 rows due for one busy webhook a claim took 58-87 ms on SQLite and 56-68 "

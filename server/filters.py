@@ -17,7 +17,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
+from fnmatch import translate
 from typing import Any
 
 from mlflow_webhooks.server.errors import InvalidArgument
@@ -43,13 +43,16 @@ class Filter:
     def empty(self) -> bool:
         return not (self.names or self.aliases or self.tag_keys)
 
+    @functools.cached_property
+    def _names(self) -> re.Pattern[str]:
+        """The name globs as one regular expression (fnmatch's own translation, so the same
+        matches as fnmatchcase), compiled once per filter: calling fnmatchcase per pattern
+        made matching 1,000 filters several times slower (docs/benchmarks.md, section 11)."""
+        return re.compile("|".join(translate(pattern) for pattern in self.names))
+
     def matches(self, data: dict[str, Any]) -> bool:
         name = data.get("name")
-        if (
-            self.names
-            and isinstance(name, str)
-            and not any(fnmatchcase(name, pattern) for pattern in self.names)
-        ):
+        if self.names and isinstance(name, str) and self._names.match(name) is None:
             return False
         alias = data.get("alias")
         if self.aliases and isinstance(alias, str) and alias not in self.aliases:
