@@ -49,8 +49,21 @@ class Config:
     egress_proxy_bypass: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()  # Host names the shim answers besides loopback ones
     max_connections: int | None = None  # None: a cap below the open-files limit, at start
-    # The bounds of webhooks' own delivery settings (--max-retries and the like).
-    limits: Limits = field(default_factory=Limits)
+    # The bounds of webhooks' own delivery settings. Plain fields, as the supervisor hands
+    # a Config to its workers as flat JSON.
+    max_retries: int = 20
+    max_retry_window: float = 7 * 24 * 3600.0
+    max_delivery_timeout: float = 60.0
+    max_webhook_concurrency: int = 32
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            self.max_retries,
+            self.max_retry_window,
+            self.max_delivery_timeout,
+            self.max_webhook_concurrency,
+        )
 
 
 def _split_address(value: str, flag: str) -> str:
@@ -279,25 +292,25 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
     flag(
         "--max-retries",
         "WEBHOOKS_MAX_RETRIES",
-        str(defaults.limits.max_retries),
+        str(defaults.max_retries),
         "most retries a webhook's own retry schedule may have",
     )
     flag(
         "--max-retry-window",
         "WEBHOOKS_MAX_RETRY_WINDOW",
-        f"{defaults.limits.max_retry_window:g}",
+        f"{defaults.max_retry_window:g}",
         "longest total, in seconds, of a webhook's own retry schedule",
     )
     flag(
         "--max-delivery-timeout",
         "WEBHOOKS_MAX_DELIVERY_TIMEOUT",
-        f"{defaults.limits.max_delivery_timeout:g}",
+        f"{defaults.max_delivery_timeout:g}",
         "longest timeout, in seconds, a webhook's settings may give its attempts",
     )
     flag(
         "--max-webhook-concurrency",
         "WEBHOOKS_MAX_WEBHOOK_CONCURRENCY",
-        str(defaults.limits.max_webhook_concurrency),
+        str(defaults.max_webhook_concurrency),
         "highest maximum concurrency a webhook's settings may give it (per process)",
     )
     args = parser.parse_args(argv)
@@ -342,12 +355,10 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
             if args.max_connections
             else None
         ),
-        limits=Limits(
-            max_retries=_count(args.max_retries, "--max-retries", "retries"),
-            max_retry_window=_positive(args.max_retry_window, "--max-retry-window"),
-            max_delivery_timeout=_positive(args.max_delivery_timeout, "--max-delivery-timeout"),
-            max_webhook_concurrency=_count(
-                args.max_webhook_concurrency, "--max-webhook-concurrency", "deliveries"
-            ),
+        max_retries=_count(args.max_retries, "--max-retries", "retries"),
+        max_retry_window=_positive(args.max_retry_window, "--max-retry-window"),
+        max_delivery_timeout=_positive(args.max_delivery_timeout, "--max-delivery-timeout"),
+        max_webhook_concurrency=_count(
+            args.max_webhook_concurrency, "--max-webhook-concurrency", "deliveries"
         ),
     )

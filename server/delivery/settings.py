@@ -24,12 +24,12 @@ DEFAULT_MAX_CONCURRENCY = 8
 
 @dataclass(frozen=True)
 class Limits:
-    """The bounds the operator allows webhooks' settings (server flags)."""
+    """The bounds the operator allows webhooks' settings (server flags; defaults in Config)."""
 
-    max_retries: int = 20  # --max-retries: most delays in a schedule
-    max_retry_window: float = 7 * 24 * 3600.0  # --max-retry-window: their longest total
-    max_delivery_timeout: float = 60.0  # --max-delivery-timeout
-    max_webhook_concurrency: int = 32  # --max-webhook-concurrency
+    max_retries: int  # --max-retries: most delays in a schedule
+    max_retry_window: float  # --max-retry-window: their longest total, seconds
+    max_delivery_timeout: float  # --max-delivery-timeout
+    max_webhook_concurrency: int  # --max-webhook-concurrency
 
 
 @dataclass(frozen=True)
