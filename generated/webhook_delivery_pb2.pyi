@@ -275,3 +275,22 @@ class GetWebhookSettings(_message.Message):
     WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
     webhook_id: str
     def __init__(self, webhook_id: _Optional[str] = ...) -> None: ...
+
+class RotateWebhookSecret(_message.Message):
+    __slots__ = ("webhook_id", "secret", "overlap_seconds")
+    class Response(_message.Message):
+        __slots__ = ("webhook", "secret", "previous_secret_expires_timestamp")
+        WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+        SECRET_FIELD_NUMBER: _ClassVar[int]
+        PREVIOUS_SECRET_EXPIRES_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+        webhook: _webhooks_pb2.Webhook
+        secret: str
+        previous_secret_expires_timestamp: int
+        def __init__(self, webhook: _Optional[_Union[_webhooks_pb2.Webhook, _Mapping]] = ..., secret: _Optional[str] = ..., previous_secret_expires_timestamp: _Optional[int] = ...) -> None: ...
+    WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    webhook_id: str
+    secret: str
+    overlap_seconds: int
+    def __init__(self, webhook_id: _Optional[str] = ..., secret: _Optional[str] = ..., overlap_seconds: _Optional[int] = ...) -> None: ...

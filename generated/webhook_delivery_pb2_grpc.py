@@ -84,6 +84,11 @@ class WebhookDeliveryServiceStub:
                 request_serializer=webhook__delivery__pb2.GetWebhookSettings.SerializeToString,
                 response_deserializer=webhook__delivery__pb2.GetWebhookSettings.Response.FromString,
                 _registered_method=True)
+        self.rotateWebhookSecret = channel.unary_unary(
+                '/mlflow.WebhookDeliveryService/rotateWebhookSecret',
+                request_serializer=webhook__delivery__pb2.RotateWebhookSecret.SerializeToString,
+                response_deserializer=webhook__delivery__pb2.RotateWebhookSecret.Response.FromString,
+                _registered_method=True)
         self.listEventTypes = channel.unary_unary(
                 '/mlflow.WebhookDeliveryService/listEventTypes',
                 request_serializer=webhook__delivery__pb2.ListEventTypes.SerializeToString,
@@ -167,6 +172,15 @@ class WebhookDeliveryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def rotateWebhookSecret(self, request, context):
+        """Replaces a webhook's signing secret with a given or a generated one. The secret it replaces
+        keeps signing deliveries too for overlap_seconds, then is forgotten (docs/delivery.md,
+        "Rotating the secret").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def listEventTypes(self, request, context):
         """The events a webhook may subscribe to and a producer may publish, with their data fields.
         """
@@ -226,6 +240,11 @@ def add_WebhookDeliveryServiceServicer_to_server(servicer, server):
                     servicer.getWebhookSettings,
                     request_deserializer=webhook__delivery__pb2.GetWebhookSettings.FromString,
                     response_serializer=webhook__delivery__pb2.GetWebhookSettings.Response.SerializeToString,
+            ),
+            'rotateWebhookSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.rotateWebhookSecret,
+                    request_deserializer=webhook__delivery__pb2.RotateWebhookSecret.FromString,
+                    response_serializer=webhook__delivery__pb2.RotateWebhookSecret.Response.SerializeToString,
             ),
             'listEventTypes': grpc.unary_unary_rpc_method_handler(
                     servicer.listEventTypes,
@@ -503,6 +522,33 @@ class WebhookDeliveryService:
             '/mlflow.WebhookDeliveryService/getWebhookSettings',
             webhook__delivery__pb2.GetWebhookSettings.SerializeToString,
             webhook__delivery__pb2.GetWebhookSettings.Response.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def rotateWebhookSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mlflow.WebhookDeliveryService/rotateWebhookSecret',
+            webhook__delivery__pb2.RotateWebhookSecret.SerializeToString,
+            webhook__delivery__pb2.RotateWebhookSecret.Response.FromString,
             options,
             channel_credentials,
             insecure,

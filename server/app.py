@@ -31,6 +31,7 @@ from mlflow_webhooks.server.delivery.sender import Sender
 from mlflow_webhooks.server.errors import Unavailable
 from mlflow_webhooks.server.health import BOUND, DatabaseHealth
 from mlflow_webhooks.server.retention import Retention
+from mlflow_webhooks.server.rotation import SecretSweep
 from mlflow_webhooks.server.rpc import (
     CallInterceptor,
     DeliveryServicer,
@@ -224,6 +225,8 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     retention = Retention(store, core.db, config.retention_days)
     if config.retention_days:
         retention.start()
+    sweep = SecretSweep(store, core.db)
+    sweep.start()
     for name in ["", *SERVICE_NAMES]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     watching = asyncio.create_task(database.run())
@@ -240,6 +243,7 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     await grpc_server.stop(GRACE_SECONDS)
     await dispatcher.stop(GRACE_SECONDS)
     await retention.stop()
+    await sweep.stop()
     http_server.close()
     await runner.cleanup()
     await sender.close()

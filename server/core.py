@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -218,6 +219,23 @@ class WebhookCore:
             raise not_found(webhook_id)
         return updated
 
+    async def rotate_webhook_secret(
+        self, webhook_id: str, secret: str, overlap_seconds: int
+    ) -> tuple[WebhookRecord, str | None]:
+        """Replaces the webhook's secret with `secret`, or with a generated one when it is
+        empty; the old one signs deliveries too for `overlap_seconds`, then is forgotten.
+        Answers the webhook and the generated secret (None when one was given): the only time
+        the service ever returns a secret."""
+        required(webhook_id, "webhook_id")
+        overlap = validation.overlap_seconds(overlap_seconds)
+        generated = None if secret else secrets.token_urlsafe(32)
+        new = generated or validation.secret(secret)
+        until = now_ms() + overlap * 1000 if overlap else None
+        rotated = await self.db(self._store.rotate_secret, webhook_id, new, until)
+        if rotated is None:
+            raise not_found(webhook_id)
+        return rotated, generated
+
     async def delete_webhook(self, webhook_id: str) -> None:
         if not await self.db(self._store.delete_webhook, required(webhook_id, "webhook_id")):
             raise not_found(webhook_id)
@@ -292,7 +310,7 @@ class WebhookCore:
         assert record.payload is not None  # _event_record always makes it
         body = record.payload.encode()
         timeout = (await self.get_delivery_settings(webhook_id)).timeout
-        attempt = await self._sender.send(webhook.url, webhook.secret, delivery_id, body, timeout)
+        attempt = await self._sender.send(webhook.url, webhook.secrets, delivery_id, body, timeout)
         status = DeliveryStatus.SUCCEEDED if attempt.succeeded else DeliveryStatus.FAILED
         outcome = Outcome(delivery_id, attempt_record(1, attempt), status, None)
         observe.record_attempt(
@@ -426,7 +444,7 @@ class WebhookCore:
                 "cannot be sent again."
             )
         attempt = await self._sender.send(
-            item.url, item.secret, item.delivery_id, body_of(item), item.settings.timeout
+            item.url, item.secrets, item.delivery_id, body_of(item), item.settings.timeout
         )
         written = await self.db(
             self._store.record_redelivery,
@@ -481,7 +499,7 @@ class WebhookCore:
         worker's attempts are; the caller records it."""
         assert item.url is not None
         attempt = await self._sender.send(
-            item.url, item.secret, item.delivery_id, body_of(item), item.settings.timeout
+            item.url, item.secrets, item.delivery_id, body_of(item), item.settings.timeout
         )
         outcome = decide(item, attempt, (), now_ms())
         observed(item, outcome)

@@ -299,6 +299,18 @@ class DeliveryServicer(dpb_grpc.WebhookDeliveryServiceServicer):
         found = await self._core.get_delivery_settings(request.webhook_id)
         return dpb.GetWebhookSettings.Response(settings=settings_message(found))
 
+    async def rotateWebhookSecret(self, request: dpb.RotateWebhookSecret, context: object) -> Any:
+        # proto2 gives an unset overlap_seconds its declared default of 86400.
+        record, generated = await self._core.rotate_webhook_secret(
+            request.webhook_id, request.secret, request.overlap_seconds
+        )
+        response = dpb.RotateWebhookSecret.Response(webhook=webhook_message(record))
+        if generated is not None:
+            response.secret = generated
+        if record.previous_secret_until is not None:
+            response.previous_secret_expires_timestamp = record.previous_secret_until
+        return response
+
     async def getWebhookHealth(self, request: dpb.GetWebhookHealth, context: object) -> Any:
         found = await self._core.webhook_health(list(request.webhook_ids))
         return dpb.GetWebhookHealth.Response(webhooks=[health_message(h) for h in found])

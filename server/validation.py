@@ -18,6 +18,10 @@ from mlflow_webhooks.server.errors import InvalidArgument
 MAX_URL = 500
 MAX_DESCRIPTION = 1000
 MAX_SECRET = 1000
+# A rotated-out secret signs deliveries for at most a week: long enough to reach every
+# receiver's owner, short enough that a leaked secret does not stay good for long.
+DEFAULT_OVERLAP_SECONDS = 24 * 3600
+MAX_OVERLAP_SECONDS = 7 * 24 * 3600
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 
@@ -54,6 +58,15 @@ def secret(value: str) -> str:
     if len(value) > MAX_SECRET:
         raise InvalidArgument(
             f"Webhook secret is {len(value)} characters; at most {MAX_SECRET} are allowed."
+        )
+    return value
+
+
+def overlap_seconds(value: int) -> int:
+    if not 0 <= value <= MAX_OVERLAP_SECONDS:
+        raise InvalidArgument(
+            f"overlap_seconds must be between 0 and {MAX_OVERLAP_SECONDS} (7 days), got {value}; "
+            f"leave it out for {DEFAULT_OVERLAP_SECONDS} (24 hours)."
         )
     return value
 

@@ -20,6 +20,7 @@ from google.protobuf.message import Message
 
 from mlflow_webhooks.generated import webhook_delivery_pb2 as dpb
 from mlflow_webhooks.generated import webhooks_pb2 as pb
+from mlflow_webhooks.server.store import now_ms
 from tests.shim_transport import PREFIXES, GrpcTransport, RestTransport
 from tests.support import Receiver
 
@@ -1010,6 +1011,110 @@ SETTINGS_CASES = [
 CASES += SETTINGS_CASES
 
 
+# ---- secret rotation (issue 14) ------------------------------------------------------------
+# What the receiver sees during and after the window: tests/test_rotation.py.
+
+
+def rotate(**fields: Any) -> Request:
+    return lambda ctx: dpb.RotateWebhookSecret(webhook_id=ctx.id, **fields)
+
+
+def rotated(overlap_ms: int | None, generated: bool) -> Check:
+    """The answer: the webhook as stored, the secret only when generated, and the window's
+    end `overlap_ms` after the call (bounded by the test's clock before and after it)."""
+    before = now_ms()
+
+    async def check(ctx: Ctx, response: Any) -> None:
+        after = now_ms()
+        assert ctx.webhook is not None
+        assert response.webhook.webhook_id == ctx.id
+        assert response.webhook.last_updated_timestamp > ctx.webhook.last_updated_timestamp
+        await stored(ctx, response)
+        assert response.HasField("secret") == generated
+        if generated:
+            # 32 random bytes, URL-safe base64 without padding.
+            assert re.fullmatch(r"[A-Za-z0-9_-]{43}", response.secret), response.secret
+        if overlap_ms is None:
+            assert not response.HasField("previous_secret_expires_timestamp")
+        else:
+            expires = response.previous_secret_expires_timestamp
+            assert before + overlap_ms <= expires <= after + overlap_ms
+
+    return check
+
+
+def invalid_rotation(case_id: str, message: str, **fields: Any) -> Case:
+    return Case(
+        case_id,
+        "rotateWebhookSecret",
+        rotate(**fields),
+        "INVALID_ARGUMENT",
+        message,
+        existing=True,
+        check=unchanged("rotateWebhookSecret"),
+    )
+
+
+def rotation_cases() -> list[Case]:
+    """Made per test run (the checks take the time the case starts)."""
+    return [
+        Case(
+            "rotate-to-a-given-secret",
+            "rotateWebhookSecret",
+            rotate(secret="after", overlap_seconds=60),
+            existing=True,
+            check=rotated(60_000, generated=False),
+        ),
+        Case(
+            "rotate-to-a-generated-secret-24h-by-default",
+            "rotateWebhookSecret",
+            rotate(),
+            existing=True,
+            check=rotated(86_400_000, generated=True),
+        ),
+        Case(
+            "rotate-without-overlap",
+            "rotateWebhookSecret",
+            rotate(secret="after", overlap_seconds=0),
+            existing=True,
+            check=rotated(None, generated=False),
+        ),
+        invalid_rotation(
+            "rotate-overlap-negative",
+            "overlap_seconds must be between 0 and 604800 (7 days), got -1; leave it out for "
+            "86400 (24 hours).",
+            overlap_seconds=-1,
+        ),
+        invalid_rotation(
+            "rotate-overlap-over-a-week",
+            "overlap_seconds must be between 0 and 604800 (7 days), got 604801; leave it out "
+            "for 86400 (24 hours).",
+            overlap_seconds=604801,
+        ),
+        invalid_rotation(
+            "rotate-to-the-current-secret",
+            "The new secret is the webhook's current secret: give a different one, or leave "
+            "secret out to have one generated.",
+            secret="before",
+        ),
+        invalid_rotation(
+            "rotate-secret-too-long",
+            "Webhook secret is 1001 characters; at most 1000 are allowed.",
+            secret="s" * 1001,
+        ),
+        Case(
+            "rotate-unknown-webhook",
+            "rotateWebhookSecret",
+            lambda _: dpb.RotateWebhookSecret(webhook_id=UNKNOWN_ID, secret="x"),
+            "NOT_FOUND",
+            NOT_FOUND,
+        ),
+    ]
+
+
+ROTATION_IDS = [c.id for c in rotation_cases()]
+
+
 @pytest.fixture(scope="session")
 async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
@@ -1027,6 +1132,16 @@ def transport(request, channel, http_session, server):
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 async def test_case(case: Case, transport, receiver):
+    await run_case(case, transport, receiver)
+
+
+@pytest.mark.parametrize("case_id", ROTATION_IDS)
+async def test_rotation_case(case_id: str, transport, receiver):
+    [case] = [c for c in rotation_cases() if c.id == case_id]
+    await run_case(case, transport, receiver)
+
+
+async def run_case(case: Case, transport, receiver) -> None:
     ctx = Ctx(transport.call, receiver.url, receiver=receiver)
     if case.existing:
         made = await ctx.ok(

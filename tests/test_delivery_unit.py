@@ -16,7 +16,8 @@ from mlflow_webhooks.server import egress
 from mlflow_webhooks.server.delivery import retry_after
 from mlflow_webhooks.server.delivery.dispatcher import JITTER, RETRY_AFTER_CAP, decide
 from mlflow_webhooks.server.delivery.retry_after import parse_retry_after
-from mlflow_webhooks.server.delivery.sender import Attempt, Sender, headers, signature
+from mlflow_webhooks.server.delivery.sender import Attempt, Sender, headers
+from mlflow_webhooks.server.delivery.signing import Secrets, signature
 from mlflow_webhooks.server.store import DeliveryStatus, Outgoing
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -182,9 +183,10 @@ def test_signature_secret_is_utf8() -> None:
 
 
 def test_headers_sign_only_with_a_secret() -> None:
-    unsigned = headers("d-1", 1, b"{}", None)
+    unsigned = headers("d-1", 1000, b"{}", Secrets())
     assert "X-MLflow-Signature" not in unsigned and "webhook-signature" not in unsigned
-    signed = headers("d-1", 1, b"{}", "s")
+    signed = headers("d-1", 1000, b"{}", Secrets("s"))
+    assert signed["X-MLflow-Timestamp"] == signed["webhook-timestamp"] == "1"
     assert (
         signed["X-MLflow-Signature"]
         == signed["webhook-signature"]
@@ -220,7 +222,7 @@ async def sender() -> AsyncIterator[Sender]:
 
 
 async def test_send_succeeds(sender: Sender, receiver_url: str) -> None:
-    attempt = await sender.send(f"{receiver_url}/hook", "s", "d-1", b"{}")
+    attempt = await sender.send(f"{receiver_url}/hook", Secrets("s"), "d-1", b"{}")
     assert attempt.succeeded and attempt.body == "ok"
 
 
@@ -228,7 +230,7 @@ async def test_an_unexpected_error_is_a_failed_attempt(
     sender: Sender, receiver_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A body that is not bytes breaks the signing step: a bug, not a network failure.
-    attempt = await sender.send(f"{receiver_url}/SEKRET?token=SEKRET", "s", "d-1", None)  # type: ignore[arg-type]
+    attempt = await sender.send(f"{receiver_url}/SEKRET?token=SEKRET", Secrets("s"), "d-1", None)  # type: ignore[arg-type]
     assert not attempt.succeeded
     assert attempt.retryable
     assert attempt.error and "internal error while sending (TypeError)" in attempt.error

@@ -47,6 +47,7 @@ EVERY_RPC = [
     ("WebhookDeliveryService", "getWebhookFilter", dpb.GetWebhookFilter(webhook_id="x")),
     ("WebhookDeliveryService", "setWebhookSettings", dpb.SetWebhookSettings(webhook_id="x")),
     ("WebhookDeliveryService", "getWebhookSettings", dpb.GetWebhookSettings(webhook_id="x")),
+    ("WebhookDeliveryService", "rotateWebhookSecret", dpb.RotateWebhookSecret(webhook_id="x")),
 ]
 EVERY_ROUTE = [
     ("POST", "/api/2.0/mlflow/webhooks"),
@@ -63,6 +64,7 @@ EVERY_ROUTE = [
     ("GET", "/api/2.0/mlflow/webhooks/x/filter"),
     ("POST", "/api/2.0/mlflow/webhooks/x/settings"),
     ("GET", "/api/2.0/mlflow/webhooks/x/settings"),
+    ("POST", "/api/2.0/mlflow/webhooks/x/rotate-secret"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
 ]
@@ -488,6 +490,17 @@ async def test_logs_hold_no_secret_token_or_signature(tmp_path: Path):
             await hooks.updateWebhook(
                 pb.UpdateWebhook(webhook_id=webhook_id, secret=SECRET + "2"), metadata=metadata
             )
+            await deliveries.rotateWebhookSecret(
+                dpb.RotateWebhookSecret(webhook_id=webhook_id, secret=SECRET + "3"),
+                metadata=metadata,
+            )
+            # A generated secret is answered once; the deliveries below are signed with it
+            # and with the one it replaced.
+            generated = (
+                await deliveries.rotateWebhookSecret(
+                    dpb.RotateWebhookSecret(webhook_id=webhook_id), metadata=metadata
+                )
+            ).secret
             await hooks.testWebhook(pb.TestWebhook(webhook_id=webhook_id), metadata=metadata)
             publish = dpb.PublishEvent(event=MV_CREATED)
             publish.data.update(EVENTS[(pb.MODEL_VERSION, pb.CREATED)].example)
@@ -508,8 +521,13 @@ async def test_logs_hold_no_secret_token_or_signature(tmp_path: Path):
         assert server.stop() == 0
         await receiver.stop()
     log = server.log()
-    signatures = [r.headers["webhook-signature"].split(",", 1)[1] for r in receiver.received]
-    for needle in [SECRET, TOKEN, *signatures]:
+    signatures = [
+        signature.split(",", 1)[1]
+        for r in receiver.received
+        for signature in r.headers["webhook-signature"].split()
+    ]
+    assert len(signatures) == 2 * len(receiver.received)
+    for needle in [SECRET, TOKEN, generated, *signatures]:
         assert needle not in log
     lines = [json.loads(line) for line in log.splitlines()]
     calls = [line for line in lines if line["logger"] == "webhooks.calls"]
@@ -523,6 +541,7 @@ async def test_logs_hold_no_secret_token_or_signature(tmp_path: Path):
         "listDeliveries",
         "getDelivery",
         "redeliver",
+        "rotateWebhookSecret",
         "deleteWebhook",
     }
     assert any(c["request_id"] == "req-trace-1" for c in calls)

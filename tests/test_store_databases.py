@@ -12,7 +12,7 @@ import pytest
 
 from mlflow_webhooks.server import filters
 from mlflow_webhooks.server.delivery import settings as delivery_settings
-from mlflow_webhooks.server.errors import AlreadyExists
+from mlflow_webhooks.server.errors import AlreadyExists, InvalidArgument
 from mlflow_webhooks.server.store import (
     SCHEMA_VERSION,
     AttemptRecord,
@@ -25,7 +25,7 @@ from mlflow_webhooks.server.store import (
     now_ms,
 )
 from mlflow_webhooks.server.store.secrets import SecretKeyError
-from tests.databases import Database, fresh
+from tests.databases import POSTGRES, Database, fresh
 
 EVENT = (2, 1)  # MODEL_VERSION, CREATED
 OTHER = (5, 1)  # PROMPT, CREATED
@@ -91,7 +91,7 @@ def test_publish_fans_out_to_active_subscribers_only(store: Store) -> None:
     event_id, deliveries = store.publish(event())
     assert len(deliveries) == 1
     [claimed] = store.claim("me", now_ms(), 60_000, 10, set())
-    assert (claimed.delivery_id, claimed.webhook_id, claimed.secret) == (
+    assert (claimed.delivery_id, claimed.webhook_id, claimed.secrets.current) == (
         deliveries[0],
         active.id,
         "s3cret",
@@ -438,3 +438,96 @@ def test_delivery_settings_reach_the_next_claim_of_any_replica(
         third.close()
     assert again.settings == delivery_settings.NO_SETTINGS
     assert maxima[capped.id] == delivery_settings.DEFAULT_MAX_CONCURRENCY
+
+
+def test_rotate_keeps_the_old_secret_for_its_window_then_forgets_it(store: Store) -> None:
+    """A rotation keeps the replaced secret, sealed, until its window's end; a claim after the
+    window and the sweep each remove it, and never one whose window has not ended."""
+    hook = store.create_webhook(webhook(EVENT))
+    other = store.create_webhook(webhook(EVENT))
+    now = now_ms()
+    rotated = store.rotate_secret(hook.id, "new-1", now + 60_000)
+    assert rotated is not None
+    assert (rotated.secret, rotated.previous_secret) == ("new-1", "s3cret")
+    assert rotated.previous_secret_until == now + 60_000
+    assert rotated.last_updated_timestamp > hook.last_updated_timestamp
+    assert store.rotate_secret(str(uuid.uuid4()), "x", None) is None
+    with pytest.raises(InvalidArgument, match="the webhook's current secret"):
+        store.rotate_secret(hook.id, "new-1", now + 60_000)
+    store.rotate_secret(other.id, "other-new", now + 60_000)
+    store.publish(event())
+    claimed = {o.webhook_id: o.secrets for o in store.claim("me", now + 1_000, 60_000, 9, set())}
+    assert (claimed[hook.id].current, claimed[hook.id].previous) == ("new-1", "s3cret")
+    assert store.forget_expired_secrets(now + 59_999) == 0  # the window has not ended
+    # The window ends: the next claim for the webhook forgets its old secret, and the sweep
+    # the other's.
+    store.publish(event())
+    store.claim("me", now + 60_000, 60_000, 1, {other.id})
+    assert store.get_webhook(hook.id).previous_secret is None
+    assert store.get_webhook(other.id).previous_secret == "s3cret"
+    assert store.forget_expired_secrets(now + 60_000) == 1
+    assert store.get_webhook(other.id).previous_secret is None
+    assert store.forget_expired_secrets(now + 60_000) == 0
+
+
+def test_rotating_again_replaces_the_old_secret_and_update_forgets_it(store: Store) -> None:
+    hook = store.create_webhook(webhook(EVENT))
+    now = now_ms()
+    store.rotate_secret(hook.id, "second", now + 60_000)
+    again = store.rotate_secret(hook.id, "third", now + 120_000)
+    assert again is not None
+    # One overlap at a time: the secret before the first rotation is gone.
+    assert (again.secret, again.previous_secret, again.previous_secret_until) == (
+        "third",
+        "second",
+        now + 120_000,
+    )
+    # No window: the replaced secret is not kept at all.
+    plain = store.rotate_secret(hook.id, "fourth", None)
+    assert plain is not None and (plain.secret, plain.previous_secret) == ("fourth", None)
+    assert plain.previous_secret_until is None
+    store.rotate_secret(hook.id, "fifth", now + 60_000)
+    # updateWebhook's secret change is a rotation with no overlap.
+    updated = store.update_webhook(hook.id, lambda r: replace(r, secret="sixth"))
+    assert updated is not None and (updated.secret, updated.previous_secret) == ("sixth", None)
+    found = store.get_webhook(hook.id)
+    assert (found.secret, found.previous_secret, found.previous_secret_until) == (
+        "sixth",
+        None,
+        None,
+    )
+    # A change that leaves the secret as it is keeps the window.
+    store.rotate_secret(hook.id, "seventh", now + 60_000)
+    store.update_webhook(hook.id, lambda r: replace(r, name="renamed"))
+    assert store.get_webhook(hook.id).previous_secret == "sixth"
+    # A webhook that signs nothing has no old secret to keep.
+    unsigned = store.create_webhook(replace(webhook(EVENT), secret=None))
+    rotated = store.rotate_secret(unsigned.id, "first", now + 60_000)
+    assert rotated is not None and (rotated.secret, rotated.previous_secret) == ("first", None)
+    assert rotated.previous_secret_until is None
+
+
+def test_forgetting_passes_over_a_webhook_row_another_transaction_holds(tmp_path: Path) -> None:
+    """PostgreSQL: forgetting never waits for a webhook row another transaction holds (a
+    claim waiting there on a disable that waits for the claim's deliveries would deadlock);
+    the next claim or sweep forgets that one."""
+    import psycopg
+
+    with fresh("postgresql", tmp_path) as database:
+        store = Store(database.url, database.secret_key)
+        store.open()
+        try:
+            held, free = store.create_webhook(webhook(EVENT)), store.create_webhook(webhook(EVENT))
+            now = now_ms()
+            for hook in (held, free):
+                store.rotate_secret(hook.id, "new", now + 1)
+            with psycopg.connect(POSTGRES) as conn:  # one transaction, held open
+                conn.execute(f"SET search_path TO {database.url.rsplit('%3D', 1)[1]}")
+                conn.execute("SELECT id FROM webhooks WHERE id = %s FOR UPDATE", (held.id,))
+                assert store.forget_expired_secrets(now + 1) == 1
+                assert store.get_webhook(free.id).previous_secret is None
+                assert store.get_webhook(held.id).previous_secret == "s3cret"
+            assert store.forget_expired_secrets(now + 1) == 1
+            assert store.get_webhook(held.id).previous_secret is None
+        finally:
+            store.close()

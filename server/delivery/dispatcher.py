@@ -274,7 +274,7 @@ class Dispatcher:
             maximum = item.settings.concurrency()
             sent = self.pacer.sending(item.webhook_id, maximum)
             attempt = await self._sender.send(
-                item.url, item.secret, item.delivery_id, body_of(item), item.settings.timeout
+                item.url, item.secrets, item.delivery_id, body_of(item), item.settings.timeout
             )
             signal = aimd.signal_of(attempt.status, attempt.timed_out)
             self.pacer.answered(item.webhook_id, sent, signal, maximum)

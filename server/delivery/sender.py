@@ -3,9 +3,6 @@ redirects, per-attempt timeout. testWebhook and the delivery workers both send t
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import ipaddress
 import json
 import logging
@@ -23,6 +20,7 @@ from yarl import URL
 
 from mlflow_webhooks.server import egress, events, observe, validation
 from mlflow_webhooks.server.delivery.retry_after import parse_retry_after
+from mlflow_webhooks.server.delivery.signing import Secrets, signature_headers
 
 log = logging.getLogger(__name__)
 
@@ -77,26 +75,17 @@ def payload(event: events.Event, data: dict[str, Any], occurred_at: str) -> byte
     ).encode()
 
 
-def signature(secret: str, delivery_id: str, timestamp: int, body: bytes) -> str:
-    signed = f"{delivery_id}.{timestamp}.".encode() + body
-    digest = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
-
-
-def headers(delivery_id: str, timestamp: int, body: bytes, secret: str | None) -> dict[str, str]:
-    result = {
+def headers(delivery_id: str, sent_at_ms: int, body: bytes, secrets: Secrets) -> dict[str, str]:
+    timestamp = str(sent_at_ms // 1000)
+    return {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "X-MLflow-Delivery-Id": delivery_id,
-        "X-MLflow-Timestamp": str(timestamp),
+        "X-MLflow-Timestamp": timestamp,
         "webhook-id": delivery_id,
-        "webhook-timestamp": str(timestamp),
+        "webhook-timestamp": timestamp,
+        **signature_headers(secrets, delivery_id, int(timestamp), body, sent_at_ms),
     }
-    if secret:
-        result["X-MLflow-Signature"] = result["webhook-signature"] = signature(
-            secret, delivery_id, timestamp, body
-        )
-    return result
 
 
 class CheckingResolver(AbstractResolver):
@@ -167,7 +156,7 @@ class Sender:
     async def send(
         self,
         url: str,
-        secret: str | None,
+        secrets: Secrets,
         delivery_id: str,
         body: bytes,
         timeout: float | None = None,
@@ -178,7 +167,6 @@ class Sender:
         it names the host only, given separately."""
         assert self._session is not None, "Sender.start() was not awaited"
         sent_at_ms = time.time_ns() // 1_000_000
-        timestamp = sent_at_ms // 1000
         started = time.perf_counter()
 
         def attempt(**kwargs: Any) -> Attempt:
@@ -188,7 +176,8 @@ class Sender:
         host = validation.host_of(url)
         try:
             limit = self._timeout if timeout is None else aiohttp.ClientTimeout(total=timeout)
-            return await self._post(url, host, secret, delivery_id, timestamp, body, limit, attempt)
+            sent = headers(delivery_id, sent_at_ms, body, secrets)
+            return await self._post(url, host, sent, body, limit, attempt)
         except Exception as e:
             # The last resort. The message is left out: it may quote the URL.
             log.error(
@@ -208,9 +197,7 @@ class Sender:
         self,
         url: str,
         host: str,
-        secret: str | None,
-        delivery_id: str,
-        timestamp: int,
+        sent: dict[str, str],
         body: bytes,
         timeout: aiohttp.ClientTimeout,
         attempt: Callable[..., Attempt],
@@ -227,7 +214,7 @@ class Sender:
             async with session.post(
                 url,
                 data=body,
-                headers=headers(delivery_id, timestamp, body, secret),
+                headers=sent,
                 allow_redirects=False,
                 proxy=proxy,
                 timeout=timeout,

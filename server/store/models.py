@@ -50,6 +50,11 @@ class Webhook(BaseModel):
     # Its delivery settings as server/delivery/settings.py stores them (schema version 9);
     # NULL: none, the server's own.
     delivery_settings = pw.TextField(null=True)
+    # The secret a rotation replaced, sealed as secret_token is, and until when (Unix ms)
+    # deliveries are signed with it too (schema version 10); NULL when there is none. Cleared
+    # once the window has ended (server/rotation.py).
+    previous_secret_token = pw.TextField(null=True)
+    previous_secret_until = pw.BigIntegerField(null=True)
 
     class Meta:
         table_name = "webhooks"
@@ -163,6 +168,7 @@ TABLES_BY_VERSION: dict[int, list[type[BaseModel]]] = {
     7: [Delivery],  # the (status, webhook_id, next_attempt_timestamp) index
     8: [],
     9: [],
+    10: [],
 }
 COLUMNS_BY_VERSION: dict[int, list[pw.Field]] = {
     3: [Event.payload],
@@ -170,4 +176,5 @@ COLUMNS_BY_VERSION: dict[int, list[pw.Field]] = {
     6: [Delivery.manual_attempts],
     8: [Webhook.filter_spec],
     9: [Webhook.delivery_settings],
+    10: [Webhook.previous_secret_token, Webhook.previous_secret_until],
 }

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow_webhooks.server.delivery.settings import NO_SETTINGS, DeliverySettings
+from mlflow_webhooks.server.delivery.signing import Secrets
 from mlflow_webhooks.server.events import Event
 from mlflow_webhooks.server.store.models import DeliveryStatus
 
@@ -22,6 +23,13 @@ class WebhookRecord:
     last_updated_timestamp: int
     description: str | None = None
     secret: str | None = field(default=None, repr=False)
+    # The secret a rotation replaced, signing too until previous_secret_until (Unix ms).
+    previous_secret: str | None = field(default=None, repr=False)
+    previous_secret_until: int | None = None
+
+    @property
+    def secrets(self) -> Secrets:
+        return Secrets(self.secret, self.previous_secret, self.previous_secret_until)
 
 
 @dataclass(frozen=True)
@@ -78,7 +86,7 @@ class Outgoing:
     occurred_at: str
     payload: str | None  # the stored body; None for events stored before it was kept
     url: str | None  # None when the webhook is gone
-    secret: str | None = field(repr=False, default=None)
+    secrets: Secrets = field(default_factory=Secrets)
     webhook_active: bool = False
     manual_attempts: int = 0  # of attempt_count, the redelivers
     # The webhook's, read with the row at each claim: a change applies to the next attempt.

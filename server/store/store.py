@@ -22,7 +22,8 @@ from playhouse.migrate import SchemaMigrator, migrate
 
 from mlflow_webhooks.server import filters
 from mlflow_webhooks.server.delivery import settings as delivery_settings
-from mlflow_webhooks.server.errors import AlreadyExists
+from mlflow_webhooks.server.delivery.signing import Secrets
+from mlflow_webhooks.server.errors import AlreadyExists, InvalidArgument
 from mlflow_webhooks.server.events import Event
 from mlflow_webhooks.server.store import models as m
 from mlflow_webhooks.server.store.connection import (
@@ -62,7 +63,8 @@ RESPONSE_BODY_LOGGED = 4096
 # as peewee quotes them, so they mean the same tables on SQLite and PostgreSQL.
 ONE_WEBHOOK = (
     'SELECT w."id", w."name", w."description", w."url", w."secret_token", w."status", '
-    'w."creation_timestamp", w."last_updated_timestamp", s."entity", s."action" '
+    'w."creation_timestamp", w."last_updated_timestamp", s."entity", s."action", '
+    'w."previous_secret_token", w."previous_secret_until" '
     'FROM "webhooks" AS w LEFT OUTER JOIN "webhook_events" AS s ON s."webhook_id" = w."id" '
     'WHERE w."id" = ? ORDER BY s."position"'
 )
@@ -119,7 +121,7 @@ LEASE = 'UPDATE "deliveries" SET "lease_owner" = ?, "lease_until" = ? WHERE "id"
 OUTGOING = (
     'SELECT d."id", d."webhook_id", d."attempt_count", e."entity", e."action", e."data", '
     'e."occurred_at", e."payload", w."url", w."secret_token", w."status", d."manual_attempts", '
-    'w."delivery_settings" '
+    'w."delivery_settings", w."previous_secret_token", w."previous_secret_until" '
     'FROM "deliveries" AS d '
     'JOIN "events" AS e ON e."id" = d."event_id" '
     'LEFT OUTER JOIN "webhooks" AS w ON w."id" = d."webhook_id" '
@@ -436,6 +438,8 @@ class Store:
             creation_timestamp=first[6],
             last_updated_timestamp=first[7],
             events=[(row[8], row[9]) for row in rows if row[8] is not None],
+            previous_secret=self._secret(first[10]),
+            previous_secret_until=first[11],
         )
 
     def list_webhooks(self, limit: int, page_token: str | None) -> Page:
@@ -466,6 +470,9 @@ class Store:
             }
             if updated.secret != current.secret:  # sealed again only when it changed
                 columns["secret_token"] = self._box.seal(updated.secret)
+                # A rotation with no overlap: a secret a rotation replaced is forgotten too.
+                columns["previous_secret_token"] = columns["previous_secret_until"] = None
+                updated = replace(updated, previous_secret=None, previous_secret_until=None)
             m.Webhook.update(**columns).where(m.Webhook.id == webhook_id).execute()
             if updated.events != current.events:
                 m.Subscription.delete().where(m.Subscription.webhook == webhook_id).execute()
@@ -476,6 +483,61 @@ class Store:
                 # Whoever changes the status now owns it: the service's reason no longer holds.
                 m.WebhookDisable.delete().where(m.WebhookDisable.webhook == webhook_id).execute()
         return updated
+
+    def rotate_secret(
+        self, webhook_id: str, secret: str, until: int | None
+    ) -> WebhookRecord | None:
+        """Makes `secret` the webhook's signing secret. The one it replaces, if any, keeps
+        signing deliveries too until `until` (Unix ms; None: it is forgotten now), sealed as it
+        was; a secret an earlier rotation replaced is forgotten either way (one overlap at a
+        time). None when there is no such webhook."""
+        with self._write():
+            query = m.Webhook.select(m.Webhook.secret_token, m.Webhook.last_updated_timestamp)
+            if not self.is_sqlite:  # locked as update_webhook locks it
+                query = query.for_update()
+            row = query.where(m.Webhook.id == webhook_id).tuples().first()
+            if row is None:
+                return None
+            token, last_updated = row
+            if token is not None and self._secret(token) == secret:
+                raise InvalidArgument(
+                    "The new secret is the webhook's current secret: give a different one, or "
+                    "leave secret out to have one generated."
+                )
+            kept = token if until is not None else None
+            m.Webhook.update(
+                secret_token=self._box.seal(secret),
+                previous_secret_token=kept,
+                previous_secret_until=until if kept is not None else None,
+                last_updated_timestamp=max(now_ms(), last_updated + 1),
+            ).where(m.Webhook.id == webhook_id).execute()
+            return self.get_webhook(webhook_id)
+
+    def forget_expired_secrets(self, now: int) -> int:
+        """Removes every rotated-out secret whose window ended by `now` (Unix ms); answers
+        how many. Read first, so the write lock is taken only when there is one to remove."""
+        ended = m.Webhook.select(m.Webhook.id).where(m.Webhook.previous_secret_until <= now)
+        if ended.limit(1).tuples().first() is None:
+            return 0
+        with self._write():
+            return self._forget_previous(now)
+
+    def _forget_previous(self, now: int, webhook_ids: list[str] | None = None) -> int:
+        """Removes the rotated-out secrets whose window ended by `now`, of `webhook_ids` or of
+        all webhooks. The window is checked in the statement itself, so a rotation committed
+        meanwhile (a new window) is never cut short, by this process or another. On
+        PostgreSQL rows another transaction holds are passed over, never waited for (the
+        next claim or sweep gets them): a claim, holding its deliveries' rows, waiting here
+        for a webhook that a disable holds while it waits to cancel those deliveries would
+        be a deadlock."""
+        ended = m.Webhook.previous_secret_until <= now
+        if webhook_ids is not None:
+            ended &= m.Webhook.id.in_(webhook_ids)
+        if not self.is_sqlite:
+            free = m.Webhook.select(m.Webhook.id).where(ended).for_update(skip_locked=True)
+            ended = m.Webhook.id.in_(free)
+        forgotten = m.Webhook.update(previous_secret_token=None, previous_secret_until=None)
+        return forgotten.where(ended).execute()
 
     def delete_webhook(self, webhook_id: str) -> bool:
         with self._write():
@@ -745,6 +807,15 @@ class Store:
             leases.setdefault(lease_ms + max(0, longer - timeout_ms), []).append(item.delivery_id)
         for ms, leased in leases.items():
             self._sql(LEASE + _row(len(leased)), [owner, now + ms, *leased])
+        # The next delivery after a rotation's window forgets the old secret (which it is
+        # not signed with: see Secrets.previous_at).
+        ended = {
+            o.webhook_id
+            for o in found
+            if o.secrets.previous_until is not None and o.secrets.previous_until <= now
+        }
+        if ended:
+            self._forget_previous(now, sorted(ended))
         return found
 
     def _lock(
@@ -817,7 +888,7 @@ class Store:
                 payload=payload,
                 url=url,
                 # Tuples: a deleted webhook's columns are NULL, its status too.
-                secret=self._secret(secret_token),
+                secrets=Secrets(self._secret(secret_token), self._secret(previous_token), until),
                 webhook_active=status == WebhookStatus.ACTIVE,
                 manual_attempts=manual_attempts,
                 settings=delivery_settings.parse(stored_settings),
@@ -836,6 +907,8 @@ class Store:
                 status,
                 manual_attempts,
                 stored_settings,
+                previous_token,
+                until,
             ) in rows
         ]
 
@@ -1189,6 +1262,8 @@ class Store:
             events=events,
             status=row.status,
             secret=self._secret(row.secret_token),
+            previous_secret=self._secret(row.previous_secret_token),
+            previous_secret_until=row.previous_secret_until,
             creation_timestamp=row.creation_timestamp,
             last_updated_timestamp=row.last_updated_timestamp,
         )
