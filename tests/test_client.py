@@ -81,6 +81,25 @@ def test_create_get_update_delete(client: WebhooksClient) -> None:
     assert e.value.message == f"Webhook with ID {created.webhook_id} not found."
 
 
+def test_rotate_secret(client: WebhooksClient) -> None:
+    hook = client.create(unique("rotated"), "http://127.0.0.1:9/x", ["prompt.created"], secret="a")
+    given = client.rotate_secret(hook.webhook_id, "b", overlap_seconds=60)
+    assert given.webhook.webhook_id == hook.webhook_id
+    assert not given.HasField("secret") and given.HasField("previous_secret_expires_timestamp")
+    generated = client.rotate_secret(hook.webhook_id)  # 24 hours' overlap
+    assert len(generated.secret) == 43
+    assert (
+        generated.previous_secret_expires_timestamp - given.previous_secret_expires_timestamp
+        >= (86_400_000 - 60_000)
+    )
+    without = client.rotate_secret(hook.webhook_id, "c", overlap_seconds=0)
+    assert not without.HasField("previous_secret_expires_timestamp")
+    with pytest.raises(WebhooksError) as e:
+        client.rotate_secret(hook.webhook_id, overlap_seconds=604_801)
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    client.delete(hook.webhook_id)
+
+
 def test_iter_webhooks_across_pages(fresh_server: ServerProcess) -> None:
     with WebhooksClient(fresh_server.grpc_address) as client:
         ids = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from mlflow_webhooks.clients.python import WebhooksClient
-from mlflow_webhooks.clients.python.webhooksctl import moment
+from mlflow_webhooks.clients.python.webhooksctl import _overlap, moment
 from tests.conftest import PERMISSIVE
 from tests.support import ROOT, Receiver, ServerProcess, make_certificates, run_server
 
@@ -197,6 +198,27 @@ def test_settings_show_change_and_reset(server: ServerProcess) -> None:
     reset = ["--retry-schedule", "default", "--delivery-timeout", "default"]
     reset += ["--max-concurrency", "default"]
     assert ok_json(ctl(address, "--json", "settings", hook, *reset)) == {"settings": {}}
+
+
+def test_rotate_secret_prints_a_generated_secret_once(server: ServerProcess) -> None:
+    address = server.grpc_address
+    with WebhooksClient(address) as client:
+        webhook = client.create(
+            unique("rotated"), "http://127.0.0.1:9/x", ["prompt.created"], secret="before"
+        )
+    hook = webhook.webhook_id
+    shown = pairs(ok(ctl(address, "rotate-secret", hook, "--overlap", "90m")))
+    assert set(shown) == {"webhook_id", "secret", "old_secret_signs_until"}
+    generated, note = shown["secret"].split(maxsplit=1)
+    assert len(generated) == 43 and note == "(generated: shown this once)"
+    assert shown["old_secret_signs_until"].endswith("Z")
+    got = ok_json(ctl(address, "--json", "rotate-secret", hook, "--secret", "given"))
+    assert set(got) == {"webhook", "previous_secret_expires_timestamp"}  # no secret
+    assert got["webhook"]["webhook_id"] == hook
+    shown = pairs(ok(ctl(address, "rotate-secret", hook, "--secret", "third", "--overlap", "0")))
+    assert shown["old_secret_signs_until"] == "(no overlap: only the new secret signs)"
+    stderr = failed(ctl(address, "rotate-secret", hook, "--secret", "third"), 1)
+    assert "INVALID_ARGUMENT: The new secret is the webhook's current secret" in stderr
 
 
 def test_delete_json_prints_the_empty_response(server: ServerProcess) -> None:
@@ -406,6 +428,7 @@ async def test_publish_deliveries_delivery_redeliver(
         (["filter", "w", "--clear", "--name", "a*"], "give it alone"),
         (["settings", "w", "--delivery-timeout", "soon"], "'soon' is not a valid value"),
         (["settings", "w", "--retry-schedule", "1,x"], "'1,x' is not a valid value"),
+        (["rotate-secret", "w", "--overlap", "1.5h"], "--overlap takes seconds or a span"),
     ],
 )
 def test_bad_arguments_exit_2(args: list[str], fragment: str) -> None:
@@ -436,6 +459,8 @@ def test_bad_arguments_exit_2(args: list[str], fragment: str) -> None:
         (["deliveries", "--since", "10", "--until", "5"], "INVALID_ARGUMENT: since_timestamp"),
         (["filter", "no-such-id"], "NOT_FOUND"),
         (["settings", "no-such-id"], "NOT_FOUND"),
+        (["rotate-secret", "no-such-id"], "NOT_FOUND"),
+        (["rotate-secret", "w", "--overlap", "8d"], "INVALID_ARGUMENT: overlap_seconds"),
     ],
 )
 def test_server_errors_exit_1(server: ServerProcess, args: list[str], fragment: str | None) -> None:
@@ -634,3 +659,16 @@ async def test_deliveries_summary_redeliver_failed_and_events(
         "name": "registered_model.created",
         "data_fields": ["name", "tags", "description"],
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("0", 0), ("3600", 3600), ("90m", 5400), ("24h", 86_400), ("7D", 604_800)]
+)
+def test_webhooksctl_reads_an_overlap(text: str, seconds: int) -> None:
+    assert _overlap(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "h", "-1h", "1.5h", "24x", "1e3"])
+def test_webhooksctl_refuses_a_bad_overlap(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="--overlap takes seconds or a span"):
+        _overlap(text)

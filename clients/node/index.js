@@ -194,6 +194,20 @@ class WebhooksClient {
   async getSettings(webhookId) {
     return (await this._call(this.deliveryService, 'getWebhookSettings', { webhook_id: webhookId })).settings;
   }
+
+  /**
+   * Replaces the webhook's signing secret (docs/delivery.md, "Rotating the secret"). Without
+   * `secret` the service generates one and answers it in `secret`, this once. The old secret
+   * signs deliveries too for `overlapSeconds` (0 to 7 days; 24 hours when not given), until
+   * `previous_secret_expires_timestamp`. Answers {webhook, secret?, previous_secret_expires_timestamp?}.
+   */
+  rotateSecret(webhookId, { secret, overlapSeconds } = {}) {
+    return this._call(this.deliveryService, 'rotateWebhookSecret', {
+      webhook_id: webhookId,
+      secret,
+      overlap_seconds: overlapSeconds,
+    });
+  }
 }
 
 // protobufjs takes google.protobuf.Struct in its message shape, not as a plain object, and

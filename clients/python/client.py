@@ -423,6 +423,20 @@ class WebhooksClient:
         request = dpb.GetWebhookSettings(webhook_id=webhook_id)
         return self._call(self._deliveries.getWebhookSettings, request).settings
 
+    def rotate_secret(
+        self, webhook_id: str, secret: str | None = None, *, overlap_seconds: int | None = None
+    ) -> dpb.RotateWebhookSecret.Response:
+        """Replaces the webhook's secret with `secret`, or with a generated one (answered in
+        `.secret`, this once) when none is given. The old secret signs deliveries too for
+        `overlap_seconds` (0 to 7 days; 24 hours when not given), until
+        `.previous_secret_expires_timestamp`."""
+        request = dpb.RotateWebhookSecret(webhook_id=webhook_id)
+        if secret is not None:
+            request.secret = secret
+        if overlap_seconds is not None:
+            request.overlap_seconds = overlap_seconds
+        return self._call(self._deliveries.rotateWebhookSecret, request)
+
     def event_types(self) -> list[dpb.EventType]:
         """The valid events (`model_version.created`, …) and their data fields."""
         request = dpb.ListEventTypes()

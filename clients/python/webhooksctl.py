@@ -357,6 +357,21 @@ def _delays(value: str) -> list[float]:
     return [float(d) for d in value.split(",") if d.strip()]
 
 
+def cmd_rotate_secret(client: WebhooksClient, args: argparse.Namespace) -> Result:
+    response = client.rotate_secret(
+        args.webhook_id, args.secret, overlap_seconds=args.overlap_seconds
+    )
+    pairs = [("webhook_id", response.webhook.webhook_id)]
+    if response.HasField("secret"):
+        pairs.append(("secret", f"{response.secret}   (generated: shown this once)"))
+    if response.HasField("previous_secret_expires_timestamp"):
+        until = _time(response.previous_secret_expires_timestamp)
+        pairs.append(("old_secret_signs_until", until))
+    else:
+        pairs.append(("old_secret_signs_until", "(no overlap: only the new secret signs)"))
+    return _pairs(pairs), to_json(response)
+
+
 def cmd_events(client: WebhooksClient, args: argparse.Namespace) -> Result:
     types = client.event_types()
     rows = [[t.name, ",".join(t.data_fields)] for t in types]
@@ -499,6 +514,18 @@ def moment(value: str, now: float | None = None) -> int:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp() * 1000)
+
+
+def _overlap(value: str) -> int:
+    """A span as whole seconds: `0`, `3600`, `90m`, `24h`, `7d`."""
+    text = value.strip()
+    unit = UNITS.get(text[-1:].lower(), 0) if text else 0
+    number = text[:-1] if unit else text
+    if not (number.isascii() and number.isdigit()):
+        raise argparse.ArgumentTypeError(
+            f"--overlap takes seconds or a span such as 90m, 24h or 7d, got {value!r}"
+        )
+    return int(number) * (unit or 1)
 
 
 def _seconds(value: str) -> float:
@@ -695,6 +722,23 @@ def parser() -> argparse.ArgumentParser:
         type=_or_default(int, 0),
         metavar="N|default",
         help="most attempts in flight at once, per server process; default: the server's (8)",
+    )
+    p = command(
+        "rotate-secret",
+        cmd_rotate_secret,
+        "replace a webhook's signing secret; the old one signs deliveries too during the overlap",
+    )
+    p.add_argument("webhook_id")
+    p.add_argument(
+        "--secret",
+        help="the new secret (default: one is generated and printed, this once)",
+    )
+    p.add_argument(
+        "--overlap",
+        dest="overlap_seconds",
+        type=_overlap,
+        metavar="SPAN",
+        help="how long the old secret signs too: seconds or 90m, 24h, 7d; 0 to 7d (default 24h)",
     )
     command("events", cmd_events, "list the events webhooks may subscribe to")
     p = command(

@@ -150,6 +150,27 @@ test('changes, keeps and resets delivery settings', async () => {
   await rejectsWith(client.getSettings('no-such-webhook'), grpcStatus.NOT_FOUND);
 });
 
+test('rotates a secret: a given one is never answered, a generated one once', async () => {
+  const webhook = await client.create({ name: unique('node-rotate'), url: hookUrl, events: ['model_version.created'], secret: 'before' });
+  try {
+    const before = Date.now();
+    const given = await client.rotateSecret(webhook.webhook_id, { secret: 'after', overlapSeconds: 60 });
+    assert.equal(given.webhook.webhook_id, webhook.webhook_id);
+    assert.equal(given.secret, undefined);
+    assert.ok(given.previous_secret_expires_timestamp >= before + 60000);
+    assert.ok(given.previous_secret_expires_timestamp <= Date.now() + 60000);
+    const generated = await client.rotateSecret(webhook.webhook_id);
+    assert.match(generated.secret, /^[A-Za-z0-9_-]{43}$/);
+    assert.ok(generated.previous_secret_expires_timestamp >= before + 86400000, '24 hours by default');
+    const none = await client.rotateSecret(webhook.webhook_id, { secret: 'again', overlapSeconds: 0 });
+    assert.equal(none.previous_secret_expires_timestamp, undefined);
+    await rejectsWith(client.rotateSecret(webhook.webhook_id, { overlapSeconds: -1 }), grpcStatus.INVALID_ARGUMENT);
+  } finally {
+    await client.delete(webhook.webhook_id);
+  }
+  await rejectsWith(client.rotateSecret('no-such-webhook'), grpcStatus.NOT_FOUND);
+});
+
 test('a missing token is UNAUTHENTICATED when the server wants one', { skip: !process.env.WEBHOOKS_AUTH_TOKEN }, async () => {
   const anonymous = new WebhooksClient(address, {
     rootCertificates: process.env.WEBHOOKS_CACERT ? fs.readFileSync(process.env.WEBHOOKS_CACERT) : undefined,
