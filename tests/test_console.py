@@ -8,6 +8,7 @@ every time)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 from playwright.async_api import async_playwright, expect
+from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from tests.support import ROOT, Receiver, ServerProcess, own_server
 
@@ -355,6 +357,36 @@ async def test_send_test_from_the_webhook_page(
     assert "200" in await result.inner_text()
     arrived = await console_receiver.wait_for(before + 1)
     assert json.loads(arrived[before].body)["entity"] == "model_version"
+
+
+async def test_rotate_the_secret_from_the_webhook_page(
+    tab: Page, world: dict[str, Any], console_receiver: Receiver
+) -> None:
+    """A generated secret, shown once in the dialog; the test send after it is signed with
+    both the old and the new secret."""
+    rest: Rest = world["rest"]
+    url = world["receiver_url"] + "/ok/rotated"
+    webhook_id = await rest.webhook("rotated-in-console", url, secret="console-old")
+    await tab.open(f"/ui/webhooks/{webhook_id}", "webhook")
+    await tab.page.click("#rotate-secret")
+    await tab.page.fill("#rotate-overlap-hours", "2")
+    await tab.page.click("#rotate-submit")
+    await expect(tab.page.locator("#rotate-result .flash")).to_contain_text(
+        "The old secret signs deliveries too until"
+    )
+    generated = await tab.page.locator("#rotate-generated").input_value()
+    assert len(generated) == 43
+    before = len(console_receiver.received)
+    await rest.call("POST", f"/webhooks/{webhook_id}/test", {})
+    sent = (await console_receiver.wait_for(before + 1))[before]
+    assert sent.path == "/ok/rotated"
+    headers = {k.lower(): v for k, v in sent.headers.items()}
+    for secret in ("console-old", generated):
+        verifier = StandardWebhook("whsec_" + base64.b64encode(secret.encode()).decode())
+        verifier.verify(sent.body, headers)  # raises unless one of the signatures is this one's
+    await tab.page.click("#rotate-dialog button[type=button]")
+    await tab.loaded("webhook")
+    assert generated not in await tab.page.content()  # shown that once
 
 
 async def test_redeliver_all_failed_since(

@@ -73,6 +73,8 @@ export const api = {
   getDelivery: (deliveryId) => call("GET", `/webhook-deliveries/${id(deliveryId)}`),
   redeliver: (deliveryId) =>
     call("POST", `/webhook-deliveries/${id(deliveryId)}/redeliver`, { body: {} }),
+  rotateSecret: (webhookId, fields) =>
+    call("POST", `/webhooks/${id(webhookId)}/rotate-secret`, { body: fields }),
   redeliverFailed: (webhookId, sinceTimestamp, pageToken) =>
     call("POST", `/webhooks/${id(webhookId)}/redeliver-failed`, {
       body: { since_timestamp: sinceTimestamp, ...(pageToken ? { page_token: pageToken } : {}) },

@@ -84,7 +84,9 @@ export async function openWebhookForm(webhook, done) {
     field(
       "Signing secret",
       secret,
-      editing ? "Leave empty to keep the current secret; it is never shown." : "Optional: signs every delivery (HMAC-SHA256).",
+      editing
+        ? "Leave empty to keep the current secret; it is never shown. A secret set here replaces it at once: Rotate secret keeps the old one signing too for a while."
+        : "Optional: signs every delivery (HMAC-SHA256).",
     ),
     editing ? h("label", { class: "check" }, clearSecret, "Stop signing (remove the secret)") : null,
     field("Status", status),

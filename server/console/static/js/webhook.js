@@ -1,7 +1,7 @@
 // /ui/webhooks/{id}: the webhook, its health, a chart of the last 24 hours, its delivery
 // settings, its deliveries newest first (filtered by status, in keyset pages), and the
-// actions: edit, enable or disable, test, delete, and redeliver every failed delivery since
-// a time.
+// actions: edit, enable or disable, test, rotate the secret, delete, and redeliver every
+// failed delivery since a time.
 
 import { api } from "./api.js";
 import { navigate, render } from "./app.js";
@@ -105,6 +105,7 @@ function header(webhook) {
         toggle === "ACTIVE" ? "Enable" : "Disable",
       ),
       h("button", { type: "button", id: "test", onclick: () => testDialog(webhook) }, "Send test"),
+      h("button", { type: "button", id: "rotate-secret", onclick: () => rotateDialog(webhook) }, "Rotate secret"),
       h(
         "button",
         {
@@ -374,4 +375,67 @@ function testDialog(webhook) {
   );
   document.body.append(dialog);
   dialog.showModal();
+}
+
+// rotateWebhookSecret: a given or a generated secret, and how long the old one signs too. A
+// generated secret is answered once, so it is shown here once, to be copied to the receiver.
+function rotateDialog(webhook) {
+  const secret = h("input", { id: "rotate-new-secret", type: "password", maxlength: 1000, autocomplete: "new-password" });
+  const hours = h("input", { id: "rotate-overlap-hours", type: "number", min: 0, max: 168, step: "any", required: true, value: 24 });
+  const output = h("div", { id: "rotate-result" });
+  const dialog = h("dialog", { class: "modal", id: "rotate-dialog" });
+  const rotate = h("button", { type: "submit", class: "primary", id: "rotate-submit" }, "Rotate");
+  const close = () => { dialog.close(); dialog.remove(); render(); };
+  dialog.append(
+    h(
+      "form",
+      {
+        onsubmit: async (event) => {
+          event.preventDefault();
+          rotate.disabled = true;
+          try {
+            const answer = await api.rotateSecret(webhook.webhook_id, {
+              secret: secret.value || undefined,
+              overlap_seconds: Math.round(Number(hours.value) * 3600),
+            });
+            const until = answer.previous_secret_expires_timestamp;
+            output.replaceChildren(
+              h(
+                "div",
+                { class: "flash ok" },
+                "Rotated. ",
+                until ? h("span", {}, "The old secret signs deliveries too until ", fullTime(until), ".") : "Only the new secret signs from now on.",
+              ),
+              answer.secret
+                ? h(
+                    "div",
+                    { class: "field" },
+                    h("label", { for: "rotate-generated" }, "The new secret: copy it now, it is not shown again"),
+                    h("input", { id: "rotate-generated", class: "mono", readonly: true, value: answer.secret, onfocus: (e) => e.target.select() }),
+                  )
+                : null,
+            );
+            secret.value = "";
+            rotate.remove();
+          } catch (error) {
+            output.replaceChildren(errorBox(error));
+            rotate.disabled = false;
+          }
+        },
+      },
+      h("h2", {}, `Rotate the secret of ${webhook.name}`),
+      h(
+        "p",
+        { class: "muted small" },
+        "During the overlap every delivery is signed with both secrets in webhook-signature, and with the old one in X-MLflow-Signature, which holds one signature only; after it, only the new one signs and the old one is forgotten. Move receivers to the new secret within the overlap.",
+      ),
+      h("div", { class: "field" }, h("label", { for: "rotate-new-secret" }, "New secret"), secret, h("p", { class: "hint" }, "Leave empty to have one generated.")),
+      h("div", { class: "field" }, h("label", { for: "rotate-overlap-hours" }, "Overlap (hours)"), hours, h("p", { class: "hint" }, "0 to 168 (7 days); 0 forgets the old secret at once.")),
+      output,
+      h("div", { class: "actions" }, h("button", { type: "button", onclick: close }, "Close"), rotate),
+    ),
+  );
+  document.body.append(dialog);
+  dialog.showModal();
+  secret.focus();
 }
