@@ -491,6 +491,16 @@ async def check_delivery(run: DocRun, mine: Mine, request: pytest.FixtureRequest
     assert functions["verify"](SECRET, body, headers) is True
     assert functions["verify_standard"](SECRET, body, headers)["data"]["name"] == "churn"
     assert functions["verify"]("not-the-secret", body, headers) is False
+    # During a rotation, either secret: verify_any takes the one that signed it.
+    assert functions["verify_any"](["new-secret", SECRET], body, headers) is True
+    assert functions["verify_any"](["new-secret"], body, headers) is False
+    # The rotation examples ran against $WEBHOOK_ID, each with an overlap: a given secret
+    # is never answered (the first curl), a generated one is (the second curl, grpcurl, and
+    # webhooksctl's table).
+    [rotations] = run.output(r"rotate-secret")
+    assert rotations.count('"previous_secret_expires_timestamp"') == 3
+    assert rotations.count('"secret": ') == 2
+    assert "(generated: shown this once)" in rotations
 
 
 def test_delivery_md_verify_refuses_forged_and_unsigned_requests() -> None:
