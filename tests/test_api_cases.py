@@ -926,7 +926,7 @@ def invalid_settings(case_id: str, mentions: str, **fields: Any) -> Case:
     )
 
 
-async def test_webhook_uses_the_timeout(ctx: Ctx, _: Any) -> None:
+async def timeout_used_by_test_webhook(ctx: Ctx, _: Any) -> None:
     """testWebhook sends as deliveries do, with the webhook's timeout (the server's is 2 s)."""
     hook = await hook_at(ctx, "/slow")
     settings = dpb.WebhookSettings(timeout_seconds=0.25)
@@ -948,7 +948,7 @@ SETTINGS_CASES = [
         "settings-test-webhook-uses-the-timeout",
         "listEventTypes",
         lambda _: dpb.ListEventTypes(),
-        check=test_webhook_uses_the_timeout,
+        check=timeout_used_by_test_webhook,
     ),
     invalid_settings(
         "settings-too-many-retries",
