@@ -542,3 +542,78 @@ def test_a_get_by_id_makes_the_message_parse_dict_would() -> None:
     with pytest.raises(mapping.Failure) as refused:
         mapping.to_message(pb.GetWebhook, {}, {"webhook_id": "\ud800"})
     assert refused.value.status == 400
+
+
+REQUESTS = [
+    method.input_type
+    for module in (webhooks_pb2, webhook_delivery_pb2)
+    for service in module.DESCRIPTOR.services_by_name.values()
+    for method in service.methods
+]
+
+
+@pytest.mark.parametrize("descriptor", REQUESTS, ids=lambda d: d.full_name)
+def test_requests_are_exactly_the_messages_parse_dict_makes(descriptor: Any) -> None:
+    """Every request type, every field set, as JSON an MLflow client sends (int64 as
+    numbers): the message made is ParseDict's, whichever way it is made."""
+    from google.protobuf import json_format, message_factory
+
+    message_class = message_factory.GetMessageClass(descriptor)
+    fields = json_format.MessageToDict(_filled(message_class()), preserving_proto_field_name=True)
+    mapping._numbers(descriptor, fields)
+    expected = json_format.ParseDict(fields, message_class())
+    assert mapping.to_message(message_class, fields, {}) == expected
+
+
+def _made(message_class: Any, body: dict[str, Any], path: dict[str, str]) -> Any:
+    try:
+        return mapping.to_message(message_class, body, path)
+    except mapping.Failure as refused:
+        return (refused.status, refused.error_code, refused.message)
+
+
+PUBLISH = {"event": {"entity": "MODEL_VERSION", "action": "CREATED"}, "data": {"name": "m"}}
+PLAIN_OR_NOT = [
+    (webhook_delivery_pb2.PublishEvent, PUBLISH, {}),
+    (webhook_delivery_pb2.PublishEvent, {"event": {}, "data": {}}, {}),  # present, empty
+    (webhook_delivery_pb2.PublishEvent, {**PUBLISH, "idempotency_key": "k-1"}, {}),
+    (webhook_delivery_pb2.PublishEvent, {"data": {"a": [1, {"b": None}], "x": 2**70}}, {}),
+    (webhook_delivery_pb2.PublishEvent, {"data": {"a": 10**400}}, {}),
+    (webhook_delivery_pb2.PublishEvent, {"event": {"entity": "NOPE"}}, {}),
+    (webhook_delivery_pb2.PublishEvent, {"event": {"entity": True}}, {}),
+    (webhook_delivery_pb2.PublishEvent, {"event": {"entity": 1}}, {}),
+    (webhook_delivery_pb2.PublishEvent, {"event": None, "data": {}}, {}),
+    (webhook_delivery_pb2.PublishEvent, {"idempotency_key": "\ud800"}, {}),
+    (webhook_delivery_pb2.PublishEvent, {"idempotencyKey": "k"}, {}),
+    (webhook_delivery_pb2.PublishEvent, {**PUBLISH, "unknown": 1}, {}),
+    (webhook_delivery_pb2.PublishEvent, {"data": [1]}, {}),
+    (pb.ListWebhooks, {"max_results": 5}, {}),
+    (pb.ListWebhooks, {"max_results": True}, {}),
+    (pb.ListWebhooks, {"max_results": 2**40}, {}),
+    (pb.ListWebhooks, {"max_results": "5"}, {}),
+    (pb.ListWebhooks, {"max_results": 5.0}, {}),
+    (pb.CreateWebhook, {"name": "n", "events": [PUBLISH["event"], {"entity": "PROMPT"}]}, {}),
+    (pb.CreateWebhook, {"name": "n", "events": PUBLISH["event"]}, {}),
+    (pb.CreateWebhook, {"name": "n", "events": [None]}, {}),
+    (pb.CreateWebhook, {"name": "n", "secret": None, "status": "ACTIVE"}, {}),
+    (pb.UpdateWebhook, {"webhook_id": "body", "name": "n"}, {"webhook_id": "path"}),
+    (pb.UpdateWebhook, {"webhookId": "body", "name": "n"}, {"webhook_id": "path"}),
+]
+
+
+@pytest.mark.parametrize(("message_class", "body", "path"), PLAIN_OR_NOT)
+def test_plain_requests_made_directly_are_what_parse_dict_makes(
+    message_class: Any, body: dict[str, Any], path: dict[str, str], monkeypatch: Any
+) -> None:
+    """A request made by the message's constructor (plain JSON) is the message, or the
+    refusal, that ParseDict's way makes of the same body."""
+    direct = _made(message_class, body, path)
+    monkeypatch.setattr(mapping, "_plain", lambda *_: False)
+    assert direct == _made(message_class, body, path)
+
+
+def test_the_hot_requests_are_plain() -> None:
+    """The bodies MLflow's clients and the bridge send take the direct way."""
+    assert mapping._plain(webhook_delivery_pb2.PublishEvent.DESCRIPTOR, PLAIN_OR_NOT[2][1])
+    create = {"name": "n", "url": "https://x.example/h", "events": [PUBLISH["event"]]}
+    assert mapping._plain(pb.CreateWebhook.DESCRIPTOR, {**create, "description": "d"})

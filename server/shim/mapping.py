@@ -216,6 +216,15 @@ def to_message(
             return message_class(**path)
         except (ValueError, TypeError):
             pass
+    given = dict(fields) if path else fields
+    for name, value in path.items():
+        given.pop(descriptor.fields_by_name[name].json_name, None)
+        given[name] = value
+    if _plain(descriptor, given):
+        try:
+            return message_class(**given)
+        except (ValueError, TypeError, OverflowError):
+            pass  # out of range, not UTF-8, an unknown enum name: ParseDict words it
     fields = _known(descriptor, fields)
     for name, value in path.items():
         field = descriptor.fields_by_name[name]
@@ -233,6 +242,73 @@ def to_message(
             "Invalid request: a number is too large (JSON numbers here are doubles, at most "
             "about 1.8e308)."
         ) from None
+
+
+# A request's JSON is "plain" when it names only the message's own fields by their proto
+# names, with values of exactly their JSON types: strings, integers (not booleans), booleans,
+# numbers, enum names, objects of nested messages and of Struct fields, lists of those. The
+# message's constructor (C) then makes exactly what ParseDict (Python) would, in a fifth of
+# the time: 80 to 15 us for a publishEvent body, the hottest request. Anything else (JSON
+# names, unknown keys, nulls, enum numbers, int64 as strings, maps, bytes, other well-known
+# types) takes ParseDict's way, which also words every refusal; so does whatever the
+# constructor refuses.
+_INTEGERS = (
+    FieldDescriptor.TYPE_INT32,
+    FieldDescriptor.TYPE_UINT32,
+    FieldDescriptor.TYPE_SINT32,
+    FieldDescriptor.TYPE_FIXED32,
+    FieldDescriptor.TYPE_SFIXED32,
+    *_INT64,
+)
+# The JSON types (exactly: type(True) is bool, not int) a plain value of a field may have.
+_PLAIN_TYPES: dict[int, tuple[type, ...]] = {
+    FieldDescriptor.TYPE_STRING: (str,),
+    FieldDescriptor.TYPE_ENUM: (str,),  # by name
+    FieldDescriptor.TYPE_BOOL: (bool,),
+    FieldDescriptor.TYPE_FLOAT: (int, float),
+    FieldDescriptor.TYPE_DOUBLE: (int, float),
+    **{kind: (int,) for kind in _INTEGERS},
+}
+
+
+@functools.cache
+def _plain_fields(
+    descriptor: Descriptor,
+) -> dict[str, tuple[tuple[type, ...], Descriptor | None, bool]] | None:
+    """Each field that can be plain, by proto name: its value's types, the message to check
+    it against (None: not a nested message) and whether it is repeated. None for a message
+    with a oneof (ParseDict refuses two members of one, a constructor keeps the last)."""
+    if descriptor.oneofs:
+        return None
+    plain: dict[str, tuple[tuple[type, ...], Descriptor | None, bool]] = {}
+    for field in descriptor.fields:
+        if _is_map(field):
+            continue
+        if field.message_type is not None:
+            if field.message_type.full_name == "google.protobuf.Struct":
+                plain[field.name] = ((dict,), None, field.is_repeated)
+            elif _descends(field):
+                plain[field.name] = ((dict,), field.message_type, field.is_repeated)
+        elif field.type in _PLAIN_TYPES:
+            plain[field.name] = (_PLAIN_TYPES[field.type], None, field.is_repeated)
+    return plain
+
+
+def _plain(descriptor: Descriptor, fields: dict[str, Any]) -> bool:
+    plain = _plain_fields(descriptor)
+    if plain is None:
+        return False
+    for key, value in fields.items():
+        known = plain.get(key)
+        if known is None:
+            return False
+        types, nested, repeated = known
+        if repeated and type(value) is not list:
+            return False
+        for item in value if repeated else (value,):
+            if type(item) not in types or (nested is not None and not _plain(nested, item)):
+                return False
+    return True
 
 
 @functools.cache
