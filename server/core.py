@@ -43,6 +43,7 @@ from mlflow_webhooks.server.store import (
     WebhookRecord,
     WebhookStatus,
     now_ms,
+    time_ordered_id,
 )
 
 T = TypeVar("T")
@@ -306,7 +307,7 @@ class WebhookCore:
             f"so it would make no delivery: {why}. The test was sent all the same."
         )
         record = _event_record(chosen, example, None)
-        delivery_id = str(uuid.uuid4())
+        delivery_id = time_ordered_id()
         assert record.payload is not None  # _event_record always makes it
         body = record.payload.encode()
         timeout = (await self.get_delivery_settings(webhook_id)).timeout
@@ -524,7 +525,7 @@ def _event_record(
     signature of each attempt is computed over exactly these bytes)."""
     occurred_at = iso_now()
     return EventRecord(
-        id=str(uuid.uuid4()),
+        id=time_ordered_id(),
         event=event,
         data=json.dumps(data),
         occurred_at=occurred_at,

@@ -20,6 +20,7 @@ from mlflow_webhooks.server.store.records import (
     Pruned,
     WebhookRecord,
     now_ms,
+    time_ordered_id,
 )
 from mlflow_webhooks.server.store.store import SCHEMA_VERSION, Store
 
@@ -44,4 +45,5 @@ __all__ = [
     "now_ms",
     "open_database",
     "sqlite_path",
+    "time_ordered_id",
 ]

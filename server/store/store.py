@@ -10,7 +10,6 @@ import hashlib
 import json
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -48,6 +47,7 @@ from mlflow_webhooks.server.store.records import (
     Published,
     WebhookRecord,
     now_ms,
+    time_ordered_id,
 )
 from mlflow_webhooks.server.store.secrets import open_box
 
@@ -662,7 +662,7 @@ class Store:
             event = events[i]
             webhook_ids = _matching(subscribers[event.event], event.data)
             # Sorted, as a repeated idempotency key answers them (read back by id).
-            ids = sorted(str(uuid.uuid4()) for _ in webhook_ids)
+            ids = sorted(time_ordered_id(event.creation_timestamp) for _ in webhook_ids)
             results[i] = (event.id, ids)
             for delivery_id, webhook_id in zip(ids, webhook_ids, strict=True):
                 # id, event_id, webhook_id, status, attempt_count, next_attempt_timestamp,
