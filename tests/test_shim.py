@@ -5,6 +5,7 @@ store can be checked to hold exactly what succeeded."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -617,3 +618,17 @@ def test_the_hot_requests_are_plain() -> None:
     assert mapping._plain(webhook_delivery_pb2.PublishEvent.DESCRIPTOR, PLAIN_OR_NOT[2][1])
     create = {"name": "n", "url": "https://x.example/h", "events": [PUBLISH["event"]]}
     assert mapping._plain(pb.CreateWebhook.DESCRIPTOR, {**create, "description": "d"})
+
+
+@pytest.mark.parametrize("value", [0.25, 3.0, 1e300, -0.0, math.inf, -math.inf, math.nan])
+def test_compiled_doubles_are_exactly_json_format_s(value: float) -> None:
+    """Doubles, the three JSON has no number for included, come out as json_format's."""
+    from google.protobuf import json_format
+
+    from mlflow_webhooks.generated import webhook_delivery_pb2 as dpb
+
+    message = dpb.WebhookSettings(timeout_seconds=value)
+    message.retry_schedule.delays_seconds.extend([value, 1.5])
+    assert mapping.compiled(message.DESCRIPTOR) is not None
+    expected = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    assert json.dumps(mapping.to_dict(message)) == json.dumps(expected)

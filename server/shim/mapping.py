@@ -379,7 +379,7 @@ def _indent(value: Any, newline: str, out: list[str]) -> None:
 
 def to_dict(message: Message) -> dict[str, Any]:
     """The message as MLflow's JSON object. Messages made only of strings, integers, bools,
-    enums and such messages go through a converter compiled once per message type from its
+    doubles, enums and such messages go through a converter compiled once per message type from its
     descriptor (json_format's reflection on every field of every response was a third of a
     GET's cost); any other message through json_format."""
     convert = compiled(message.DESCRIPTOR)
@@ -408,7 +408,7 @@ _PLAIN = frozenset(
 @functools.cache
 def compiled(descriptor: Descriptor) -> Convert | None:
     """A converter for `descriptor`'s messages, or None when one of its fields (at any depth)
-    is of a kind left to json_format (floats, bytes, maps, well-known types)."""
+    is of a kind left to json_format (32-bit floats, bytes, maps, well-known types)."""
     if descriptor in _compiling:
         return None  # a message type that contains itself: json_format handles it
     _compiling.add(descriptor)
@@ -438,9 +438,21 @@ def _compile(descriptor: Descriptor) -> Convert | None:
     return convert
 
 
+def _double(value: float) -> float | str:
+    """A double as json_format writes it: itself, or ProtoJSON's names for the three values
+    JSON has no number for."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
 def _value_converter(field: FieldDescriptor) -> Callable[[Any], Any] | None:
     if field.type in _PLAIN:
         return _same
+    if field.type == FieldDescriptor.TYPE_DOUBLE:
+        return _double
     if field.type == FieldDescriptor.TYPE_ENUM:
         names = {v.number: v.name for v in field.enum_type.values}
         # An unknown number is written as the number, as json_format does.
