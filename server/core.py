@@ -77,6 +77,11 @@ def not_found(webhook_id: str) -> NotFound:
 # probe has its own, so it answers whatever the others wait on.
 READ_THREADS = 8
 WRITE_THREADS = 4
+# SQLite takes one writer at a time, so one thread writes: its connection's page cache then
+# stays valid from one transaction to the next (SQLite drops a connection's cache whenever
+# another connection has written since), where four connections taking turns read back
+# from the file the pages each other wrote.
+SQLITE_WRITE_THREADS = 1
 CONNECTIONS = READ_THREADS + WRITE_THREADS + 1
 UNAVAILABLE = "The database is not answering right now; retry the call shortly."
 
@@ -88,7 +93,10 @@ class WebhookCore:
         self._sender = sender
         self._egress = egress.Policy.of(config.allow_private_urls, config.egress_allow)
         self._reads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="db-read")
-        self._writes = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="db-write")
+        self._writes = ThreadPoolExecutor(
+            SQLITE_WRITE_THREADS if store.is_sqlite else WRITE_THREADS,
+            thread_name_prefix="db-write",
+        )
         self._probe = ThreadPoolExecutor(1, thread_name_prefix="db-probe")
         # Called after a publish commits deliveries; the app points it at the dispatcher's
         # wake-up, so a new event does not wait for the next poll.
