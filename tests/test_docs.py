@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from mlflow_webhooks.generated import webhooks_pb2_grpc as pb_grpc
 from tests import doc_blocks
 from tests.databases import fresh
 from tests.doc_blocks import Block
-from tests.support import PERMISSIVE, ROOT, Receiver, ServerProcess
+from tests.support import PERMISSIVE, ROOT, Received, Receiver, ServerProcess
 
 DONE = "@@doc-block-done@@"
 BLOCK_TIMEOUT = 90.0
@@ -239,7 +239,7 @@ class DocRun:
     def start_server(self, block: Block) -> None:
         """In the background, on free ports; the blocks after it talk to it."""
         if "make " in block.text:
-            require_current_venv()
+            require_current_venv(self.clone)
         text = doc_blocks.substitute(
             block.text,
             {**self.replacements, GRPC_DEFAULT: "127.0.0.1:0", HTTP_DEFAULT: "127.0.0.1:0"},
@@ -296,12 +296,12 @@ def json_documents(text: str) -> list[Any]:
     return [d for d in documents if isinstance(d, dict)]
 
 
-def require_current_venv() -> None:
+def require_current_venv(clone: Path) -> None:
     """`make run` in the clone must find the venv installed: else it would install the
     scratch clone into it."""
     done = subprocess.run(
         ["make", "-q", "--no-print-directory", ".venv/.installed-run"],
-        cwd=ROOT,
+        cwd=clone,
         capture_output=True,
         timeout=60,
         check=False,
@@ -322,16 +322,18 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tracked = subprocess.run(
         ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
     ).stdout.split()
-    for name in {path.split("/", 1)[0] for path in tracked} | {".venv"}:
+    for name in {path.split("/", 1)[0] for path in tracked}:
         (directory / name).symlink_to(ROOT / name)
+    (directory / ".venv").symlink_to(sys.prefix)  # the venv these tests run in
     (directory / PRODUCTION_DATA.lstrip("/")).mkdir(parents=True)
     return directory
 
 
 @pytest.fixture(scope="module")
 def docs_server(clone: Path) -> Iterator[ServerProcess]:
-    """`make run` with the README's offline flags (the docs' example.com hosts are taken
-    without a DNS answer), on webhooks.db in the clone."""
+    """The server `make run ARGS="--allow-private-urls --allowed-schemes http,https"` starts
+    (the README's offline way: the docs' example.com hosts need no DNS answer), on
+    webhooks.db in the clone, as `make run` keeps it."""
     server = ServerProcess(
         [*PERMISSIVE, "--delivery-timeout", "2", "--database-url", "sqlite:///webhooks.db"],
         cwd=clone,
@@ -347,7 +349,7 @@ class Mine:
     webhook_id: str
     other_id: str
     delivery_id: str
-    received: Any  # the delivery as the receiver got it
+    received: Received  # the delivery, as the receiver got it
 
     @property
     def env(self) -> dict[str, str]:
@@ -359,7 +361,7 @@ class Mine:
 
 
 @pytest.fixture
-async def mine(docs_server: ServerProcess, receiver: Receiver) -> AsyncIterator[Mine]:
+async def mine(docs_server: ServerProcess, receiver: Receiver) -> Mine:
     async with grpc.aio.insecure_channel(docs_server.grpc_address) as channel:
         hooks, deliveries = (
             pb_grpc.WebhookServiceStub(channel),
@@ -386,11 +388,18 @@ async def mine(docs_server: ServerProcess, receiver: Receiver) -> AsyncIterator[
             await asyncio.wait_for(
                 receiver.arrived.wait_for(lambda: delivery_id in receiver.delivery_ids()), 30
             )
-        [received] = [r for r in receiver.received if r.headers["webhook-id"] == delivery_id]
-        yield Mine(ids[0], ids[1], delivery_id, received)
+    [received] = [r for r in receiver.received if r.headers["webhook-id"] == delivery_id]
+    return Mine(ids[0], ids[1], delivery_id, received)
 
 
-def run_doc(doc: str, clone: Path, server: ServerProcess, mine: Mine, **kw: Any) -> DocRun:
+def run_doc(
+    doc: str,
+    clone: Path,
+    server: ServerProcess,
+    mine: Mine,
+    replacements: dict[str, str],
+    python: str = sys.executable,
+) -> DocRun:
     env = {
         **os.environ,
         # As after the README's `export PATH="$PWD/.venv/bin:$PATH"`.
@@ -398,14 +407,13 @@ def run_doc(doc: str, clone: Path, server: ServerProcess, mine: Mine, **kw: Any)
         "WEBHOOKS_ADDRESS": server.grpc_address,
         **mine.env,
     }
-    replacements = {
+    defaults = {
         GRPC_DEFAULT: server.grpc_address,
         HTTP_DEFAULT: server.http_url.removeprefix("http://"),
         "webhooks.internal:50051": server.grpc_address,
         PRODUCTION_DATA: str(clone / PRODUCTION_DATA.lstrip("/")),
-        **kw.pop("replacements", {}),
     }
-    run = DocRun(doc, clone, env, replacements, **kw)
+    run = DocRun(doc, clone, env, defaults | replacements, python)
     try:
         return run.run()
     finally:
@@ -425,20 +433,21 @@ async def test_doc_runs_as_written(
     request: pytest.FixtureRequest,
     tmp_path: Path,
 ) -> None:
-    kw: dict[str, Any] = {}
+    replacements: dict[str, str] = {}
+    python = sys.executable
     if doc == "docs/mlflow.md":
         # The session's MLflow set-up stands in for the doc's (skip reason mlflow-server).
         mlflow, service = (request.getfixturevalue(f) for f in ("mlflow_bridged", "bridge_service"))
-        kw["python"] = str(request.getfixturevalue("mlflow_python_path"))
-        kw["replacements"] = {
+        python = str(request.getfixturevalue("mlflow_python_path"))
+        replacements = {
             MLFLOW_DEFAULT: mlflow.url,
             HTTP_DEFAULT: service.http_url.removeprefix("http://"),
         }
     with contextlib.ExitStack() as stack:
         if doc == "docs/operations.md":
             database = stack.enter_context(fresh("postgresql", tmp_path))
-            kw["replacements"] = {PRODUCTION_POSTGRES: database.url}
-        run = await asyncio.to_thread(run_doc, doc, clone, docs_server, mine, **kw)
+            replacements = {PRODUCTION_POSTGRES: database.url}
+        run = await asyncio.to_thread(run_doc, doc, clone, docs_server, mine, replacements, python)
         check = CHECKS.get(doc)
         if check:
             await check(run, mine, request)
