@@ -12,9 +12,10 @@ both before it runs anything, so a new block is run or marked, never silently un
 
 How a block runs, by its language (RUNNERS):
 - `bash`, `sh`: in one shell per doc (`bash -euo pipefail`, in the doc's order, so variables
-  carry from block to block), from a scratch clone (CLONE_DOC below). A block that starts the
-  server (`make run`, `webhooks-server` without a subcommand: SERVER) is started in the
-  background instead, on free ports, and the blocks after it talk to that server.
+  carry from block to block), in a scratch clone (test_docs.py's `clone`: links to the
+  checkout, so what the docs write lands there). A block that starts the server (`make run`,
+  `webhooks-server` without a subcommand: SERVER) is started in the background instead, on
+  free ports, and the blocks after it talk to that server.
 - `console`: a transcript: each `$ ` line runs in that shell, and what it prints (standard
   output and error) must be the lines shown after it.
 - `python`: in one interpreter per doc (one namespace, in order), started with `-P`, so only
@@ -22,15 +23,19 @@ How a block runs, by its language (RUNNERS):
 - `js`: written to `example.js` in the clone and run with `node example.js`.
 - `json`: parsed; right after a shell block it shows that block's answer, and what the block
   printed must have the same keys (or, for an error, the same `error_code`).
+- `ini` whose first line is `# /path/name.service` (or `.socket`, `.timer`): a systemd unit,
+  written to the clone and checked with `systemd-analyze verify`, which must print nothing.
+  Other config snippets (nginx, env files) are run by no tool here, so they carry a marker.
 
 What the docs take as the reader's own is replaced the same way in every doc, never block by
-block (SUBSTITUTIONS): the default addresses (`127.0.0.1:50051`, `127.0.0.1:8080`) become the
-test server's, or port 0 in a block that starts a server; `webhooksctl` finds the server
-through `WEBHOOKS_ADDRESS`, as it documents; `$WEBHOOK_ID`, `$OTHER_ID` and `$DELIVERY_ID`
-are two webhooks and a delivery the test made first; `/var/lib/webhooks` is a directory of
-the scratch clone, the PostgreSQL URL a fresh schema on the test PostgreSQL
-(tests/databases.py), and in docs/mlflow.md `http://127.0.0.1:5000` is the session's MLflow
-server running the bridge (tests/mlflow_env.py).
+block (test_docs.py's run_doc): the default addresses (`127.0.0.1:50051`, `127.0.0.1:8080`)
+become the test server's, or port 0 in a block that starts a server; `webhooksctl` finds the
+server through `WEBHOOKS_ADDRESS`, as it documents; `$WEBHOOK_ID`, `$OTHER_ID` and
+`$DELIVERY_ID` are two webhooks and a delivery the test made first; `/var/lib/webhooks` is a
+directory of the scratch clone and `/opt/webhooks` the clone itself; the PostgreSQL URL of
+docs/operations.md is a fresh schema on the test PostgreSQL (tests/databases.py), and in
+docs/mlflow.md `http://127.0.0.1:5000` is the session's MLflow server running the bridge
+(tests/mlflow_env.py).
 """
 
 from __future__ import annotations
@@ -59,6 +64,8 @@ SHELLS = {"bash", "sh"}
 # The link every doc with a skip marker has, in a note saying what is not run and why.
 NOTE = "tests/doc_blocks.py"
 
+# A systemd unit names its installed path on its first line.
+UNIT = re.compile(r"\A# (?P<path>/\S+\.(?:service|socket|timer))\n")
 FENCE = re.compile(r"^(?P<indent> *)```(?P<language>[\w-]*)\s*$")
 MARKER = re.compile(r"^<!-- doc-test: skip (?P<reason>[\w-]+) -->$")
 # `make run`, or webhooks-server without a subcommand: the block starts a server.
@@ -76,6 +83,15 @@ class Block:
     @property
     def where(self) -> str:
         return f"{self.doc}:{self.line}"
+
+    @property
+    def unit_path(self) -> str | None:
+        found = UNIT.match(self.text) if self.language == "ini" else None
+        return found["path"] if found else None
+
+    @property
+    def runnable(self) -> bool:
+        return self.language in RUNNERS or self.unit_path is not None
 
     @property
     def starts_server(self) -> bool:
@@ -123,12 +139,12 @@ def problems(doc: str, text: str) -> list[str]:
     found = []
     parsed = parse(doc, text)
     for block in parsed:
-        if block.skip is None and block.language not in RUNNERS:
+        if block.skip is None and not block.runnable:
             language = block.language or "no language"
             found.append(
                 f"{block.where}: a block in {language} is not run: give it a language the "
-                f"tests run ({', '.join(sorted(RUNNERS))}) or a marker "
-                "<!-- doc-test: skip REASON --> on the line before it"
+                f"tests run ({', '.join(sorted(RUNNERS))}, or ini for a systemd unit) or a "
+                "marker <!-- doc-test: skip REASON --> on the line before it"
             )
         elif block.skip is not None and block.skip not in SKIPS:
             found.append(
