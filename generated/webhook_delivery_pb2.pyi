@@ -157,20 +157,22 @@ class RedeliverFailed(_message.Message):
     def __init__(self, webhook_id: _Optional[str] = ..., since_timestamp: _Optional[int] = ..., max_deliveries: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class WebhookHealth(_message.Message):
-    __slots__ = ("webhook_id", "last_delivery", "deliveries_24h", "failures_24h", "disabled_reason", "disabled_timestamp")
+    __slots__ = ("webhook_id", "last_delivery", "deliveries_24h", "failures_24h", "disabled_reason", "disabled_timestamp", "previous_secret_expires_timestamp")
     WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
     LAST_DELIVERY_FIELD_NUMBER: _ClassVar[int]
     DELIVERIES_24H_FIELD_NUMBER: _ClassVar[int]
     FAILURES_24H_FIELD_NUMBER: _ClassVar[int]
     DISABLED_REASON_FIELD_NUMBER: _ClassVar[int]
     DISABLED_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_SECRET_EXPIRES_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     webhook_id: str
     last_delivery: Delivery
     deliveries_24h: int
     failures_24h: int
     disabled_reason: str
     disabled_timestamp: int
-    def __init__(self, webhook_id: _Optional[str] = ..., last_delivery: _Optional[_Union[Delivery, _Mapping]] = ..., deliveries_24h: _Optional[int] = ..., failures_24h: _Optional[int] = ..., disabled_reason: _Optional[str] = ..., disabled_timestamp: _Optional[int] = ...) -> None: ...
+    previous_secret_expires_timestamp: int
+    def __init__(self, webhook_id: _Optional[str] = ..., last_delivery: _Optional[_Union[Delivery, _Mapping]] = ..., deliveries_24h: _Optional[int] = ..., failures_24h: _Optional[int] = ..., disabled_reason: _Optional[str] = ..., disabled_timestamp: _Optional[int] = ..., previous_secret_expires_timestamp: _Optional[int] = ...) -> None: ...
 
 class GetWebhookHealth(_message.Message):
     __slots__ = ("webhook_ids",)

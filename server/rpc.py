@@ -157,6 +157,8 @@ def health_message(health: Health) -> dpb.WebhookHealth:
         message.disabled_reason = health.disabled_reason
     if health.disabled_timestamp is not None:
         message.disabled_timestamp = health.disabled_timestamp
+    if health.previous_secret_until is not None:
+        message.previous_secret_expires_timestamp = health.previous_secret_until
     return message
 
 

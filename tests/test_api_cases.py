@@ -1034,11 +1034,16 @@ def rotated(overlap_ms: int | None, generated: bool) -> Check:
         if generated:
             # 32 random bytes, URL-safe base64 without padding.
             assert re.fullmatch(r"[A-Za-z0-9_-]{43}", response.secret), response.secret
+        health = await ctx.ok("getWebhookHealth", dpb.GetWebhookHealth(webhook_ids=[ctx.id]))
+        [state] = health.webhooks
         if overlap_ms is None:
             assert not response.HasField("previous_secret_expires_timestamp")
+            assert not state.HasField("previous_secret_expires_timestamp")
         else:
             expires = response.previous_secret_expires_timestamp
             assert before + overlap_ms <= expires <= after + overlap_ms
+            # getWebhookHealth tells of the window while it lasts.
+            assert state.previous_secret_expires_timestamp == expires
 
     return check
 

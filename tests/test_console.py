@@ -387,6 +387,9 @@ async def test_rotate_the_secret_from_the_webhook_page(
     await tab.page.click("#rotate-dialog button[type=button]")
     await tab.loaded("webhook")
     assert generated not in await tab.page.content()  # shown that once
+    # The page says, from getWebhookHealth, until when the old secret signs.
+    window = tab.page.locator("#rotation-window")
+    await expect(window).to_contain_text("the old secret signs deliveries too until")
 
 
 async def test_redeliver_all_failed_since(

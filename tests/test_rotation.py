@@ -285,6 +285,15 @@ async def test_after_the_window_only_the_new_secret_verifies_and_the_old_is_gone
     await asyncio.sleep(max(0, max(until, quiet_until) - now_ms() + 1) / 1000)
     async with grpc.aio.insecure_channel(last.grpc_address) as channel:
         api = Api(pb_grpc.WebhookServiceStub(channel), dpb_grpc.WebhookDeliveryServiceStub(channel))
+        # Ended, whether or not a sweep has removed it yet: getWebhookHealth no longer tells
+        # of a window.
+        health = await api.deliveries.getWebhookHealth(
+            dpb.GetWebhookHealth(webhook_ids=[hook, quiet])
+        )
+        assert [h.HasField("previous_secret_expires_timestamp") for h in health.webhooks] == [
+            False,
+            False,
+        ]
         [delivery_id] = await api.publish()
     [after] = await rx.wait_for(1)
     assert rx.delivery_ids() == [delivery_id]

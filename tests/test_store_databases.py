@@ -456,6 +456,8 @@ def test_rotate_keeps_the_old_secret_for_its_window_then_forgets_it(store: Store
         store.rotate_secret(hook.id, "new-1", now + 60_000)
     store.rotate_secret(other.id, "other-new", now + 60_000)
     store.publish(event())
+    [health] = store.webhook_health([hook.id], 0)
+    assert health.previous_secret_until == now + 60_000  # the window, while it lasts
     claimed = {o.webhook_id: o.secrets for o in store.claim("me", now + 1_000, 60_000, 9, set())}
     assert (claimed[hook.id].current, claimed[hook.id].previous) == ("new-1", "s3cret")
     assert store.forget_expired_secrets(now + 59_999) == 0  # the window has not ended

@@ -117,6 +117,7 @@ class Health:
     failures: int  # of those, FAILED or PENDING after a failed attempt
     disabled_reason: str | None = None
     disabled_timestamp: int | None = None
+    previous_secret_until: int | None = None  # while a rotated-out secret still signs
 
 
 @dataclass(frozen=True)

@@ -1129,7 +1129,10 @@ class Store:
         known = {
             row.id: row
             for row in m.Webhook.select(
-                m.Webhook.id, m.WebhookDisable.reason, m.WebhookDisable.timestamp
+                m.Webhook.id,
+                m.Webhook.previous_secret_until,
+                m.WebhookDisable.reason,
+                m.WebhookDisable.timestamp,
             )
             .join(m.WebhookDisable, pw.JOIN.LEFT_OUTER)
             .where(m.Webhook.id.in_(webhook_ids))
@@ -1167,12 +1170,15 @@ class Store:
                 if seen is None or row.id > seen.id:  # ties at one millisecond: as listed
                     newest[row.webhook_id] = row
         result = []
+        now = now_ms()
         for webhook_id in dict.fromkeys(webhook_ids):
             row = known.get(webhook_id)
             if row is None:
                 continue
             total, failures = counts.get(webhook_id, (0, 0))
             last = newest.get(webhook_id)
+            # A window that has ended is over, whether the sweep has removed it yet or not.
+            until = row.previous_secret_until
             result.append(
                 Health(
                     webhook_id=webhook_id,
@@ -1181,6 +1187,7 @@ class Store:
                     failures=int(failures or 0),
                     disabled_reason=row.reason,
                     disabled_timestamp=row.timestamp,
+                    previous_secret_until=until if until is not None and until > now else None,
                 )
             )
         return result

@@ -145,6 +145,12 @@ function details(webhook, state) {
       "Failures (24 h)",
       h("span", { id: "failures-24h" }, `${state.failures_24h || 0} of ${state.deliveries_24h || 0} deliveries`),
     ],
+    state.previous_secret_expires_timestamp
+      ? [
+          "Secret rotation",
+          h("span", { id: "rotation-window" }, "the old secret signs deliveries too until ", fullTime(state.previous_secret_expires_timestamp)),
+        ]
+      : null,
     ["Created", fullTime(webhook.creation_timestamp)],
     ["Updated", fullTime(webhook.last_updated_timestamp)],
   ]);
