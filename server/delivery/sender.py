@@ -76,15 +76,17 @@ def payload(event: events.Event, data: dict[str, Any], occurred_at: str) -> byte
 
 
 def headers(delivery_id: str, sent_at_ms: int, body: bytes, secrets: Secrets) -> dict[str, str]:
-    timestamp = str(sent_at_ms // 1000)
+    """An attempt's headers; `sent_at_ms` (Unix ms) also decides whether a rotated-out secret
+    still signs."""
+    timestamp = sent_at_ms // 1000
     return {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "X-MLflow-Delivery-Id": delivery_id,
-        "X-MLflow-Timestamp": timestamp,
+        "X-MLflow-Timestamp": str(timestamp),
         "webhook-id": delivery_id,
-        "webhook-timestamp": timestamp,
-        **signature_headers(secrets, delivery_id, int(timestamp), body, sent_at_ms),
+        "webhook-timestamp": str(timestamp),
+        **signature_headers(secrets, delivery_id, timestamp, body, sent_at_ms),
     }
 
 
