@@ -312,12 +312,17 @@ def test_version_5_gains_the_redeliver_count_as_zero(database: Database, store: 
 
     store.create_webhook(webhook())
     _, [delivery_id] = store.publish(event())
+    _, [tried] = store.publish(event())
+    attempt = AttemptRecord(1, now_ms(), 5, 503, "busy", "receiver answered HTTP 503")
+    store.record([Outcome(tried, attempt, DeliveryStatus.FAILED, None)])
     store.db.execute_sql("ALTER TABLE deliveries DROP COLUMN manual_attempts")
     m.SchemaVersion.update(version=5).execute()
     store.close()
     again = Store(database.url, database.secret_key)
     again.open()
     try:
+        # Adding the column kept every row, and the attempts that hang on them.
+        assert [a.response_body for a in again.get_delivery(tried).attempts] == ["busy"]
         [claimed] = again.claim("me", now_ms(), 60_000, 10, set())
         assert (claimed.delivery_id, claimed.manual_attempts) == (delivery_id, 0)
         _, more = again.publish(event())  # rows made after the upgrade start at 0 too

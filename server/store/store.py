@@ -307,12 +307,18 @@ class Store:
 
     def _add_columns(self, fields: list[pw.Field]) -> None:
         """Adds each field's column unless its table already has it (a table made by this
-        version's models has it from the start)."""
+        version's models has it from the start). A NOT NULL column comes with its SQL
+        DEFAULT in one ALTER TABLE: playhouse would otherwise rebuild an SQLite table to add
+        the NOT NULL, and dropping the old table, inside this transaction where foreign keys
+        cannot be turned off, would delete the rows that cascade from it."""
         migrator = SchemaMigrator.from_database(self.db)
         for model_field in fields:
             table = model_field.model._meta.table_name
             if model_field.column_name not in {c.name for c in self.db.get_columns(table)}:
-                migrate(migrator.add_column(table, model_field.column_name, model_field))
+                add = migrator.add_column(
+                    table, model_field.column_name, model_field, allow_not_null=True
+                )
+                migrate(add)
 
     def close(self) -> None:
         self.db.close()
