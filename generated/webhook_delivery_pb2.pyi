@@ -245,14 +245,16 @@ class RetrySchedule(_message.Message):
     def __init__(self, delays_seconds: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class WebhookSettings(_message.Message):
-    __slots__ = ("retry_schedule", "timeout_seconds", "max_concurrency")
+    __slots__ = ("ordered", "retry_schedule", "timeout_seconds", "max_concurrency")
+    ORDERED_FIELD_NUMBER: _ClassVar[int]
     RETRY_SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    ordered: bool
     retry_schedule: RetrySchedule
     timeout_seconds: float
     max_concurrency: int
-    def __init__(self, retry_schedule: _Optional[_Union[RetrySchedule, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
+    def __init__(self, ordered: _Optional[bool] = ..., retry_schedule: _Optional[_Union[RetrySchedule, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
 
 class SetWebhookSettings(_message.Message):
     __slots__ = ("webhook_id", "settings")

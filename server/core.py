@@ -276,12 +276,13 @@ class WebhookCore:
         retry_schedule: Sequence[float] | None = None,
         timeout: float | None = None,
         max_concurrency: int | None = None,
+        ordered: bool | None = None,
     ) -> delivery_settings.DeliverySettings:
         """Changes the parts of a webhook's delivery settings given (None keeps the stored
         one), within the operator's limits, and answers them all."""
         required(webhook_id, "webhook_id")
         change = delivery_settings.change(
-            retry_schedule, timeout, max_concurrency, self._config.limits
+            retry_schedule, timeout, max_concurrency, self._config.limits, ordered
         )
         found = await self.db(self._store.change_delivery_settings, webhook_id, change)
         if found is None:
@@ -461,6 +462,7 @@ class WebhookCore:
             attempt_record(0, attempt),  # numbered as it is logged
             after_redelivery(attempt),
             item.webhook_id if attempt.status == 410 else None,
+            item.webhook_id if item.settings.ordered else None,
         )
         if written is None:
             raise NotFound(f"Delivery with ID {delivery_id} not found.")
@@ -491,7 +493,9 @@ class WebhookCore:
         page = await self.db(
             self._store.failed_deliveries, webhook.id, since, limit, page_token or None
         )
-        gate = asyncio.Semaphore(REDELIVER_CONCURRENCY)
+        # An ordered webhook's receiver gets them one at a time, oldest first.
+        ordered = any(item.settings.ordered for item in page.items)
+        gate = asyncio.Semaphore(1 if ordered else REDELIVER_CONCURRENCY)
 
         async def one(item: Outgoing) -> Outcome:
             async with gate:

@@ -170,6 +170,8 @@ def settings_message(settings: DeliverySettings) -> dpb.WebhookSettings:
         message.timeout_seconds = settings.timeout
     if settings.max_concurrency is not None:
         message.max_concurrency = settings.max_concurrency
+    if settings.ordered:
+        message.ordered = True
     return message
 
 
@@ -294,6 +296,7 @@ class DeliveryServicer(dpb_grpc.WebhookDeliveryServiceServicer):
             given.retry_schedule.delays_seconds if given.HasField("retry_schedule") else None,
             given.timeout_seconds if given.HasField("timeout_seconds") else None,
             given.max_concurrency if given.HasField("max_concurrency") else None,
+            given.ordered if given.HasField("ordered") else None,
         )
         return dpb.SetWebhookSettings.Response(settings=settings_message(stored))
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,7 +150,8 @@ class Receiver:
     until the receiver stops (so the sender's timeout fires), /close drops the connection,
     /flaky/{n} fails each delivery's first n attempts with 503, /retry-after/{s} answers a
     delivery's first attempt 429 with Retry-After: s, /delay/{s} answers 200 after s seconds,
-    /hold answers 200 once the test sets `gate`.
+    /hold answers 200 once the test sets `gate`, /script answers what the test's `script`
+    makes of the request (recorded first, like every other).
     """
 
     def __init__(self) -> None:
@@ -158,19 +160,24 @@ class Receiver:
         self.arrived = asyncio.Condition()
         self._release = asyncio.Event()
         self.gate = asyncio.Event()
+        self.script: Callable[[Received], Awaitable[web.StreamResponse]] | None = None
         self._runner: web.AppRunner | None = None
         self.url = ""
         self.port = 0
 
-    async def _record(self, request: web.Request) -> None:
+    async def _record(self, request: web.Request) -> Received:
         body = await request.read()
+        received = Received(request.path, dict(request.headers), body)
         async with self.arrived:
-            self.received.append(Received(request.path, dict(request.headers), body))
+            self.received.append(received)
             self.arrived.notify_all()
+        return received
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        await self._record(request)
+        received = await self._record(request)
         kind = request.match_info["kind"]
+        if kind == "script" and self.script is not None:
+            return await self.script(received)
         if kind == "ok":
             return web.Response(text="ok")
         if kind == "status":
@@ -241,6 +248,53 @@ class Receiver:
         self.gate.set()
         if self._runner:
             await self._runner.cleanup()
+
+
+class Turns:
+    """A Receiver's script for ordered delivery, whose events carry `data.version`: it
+    answers 503 to the first fail[v] attempts of version v, leaves the first attempt of a
+    version in `hold` unanswered until `release` is set, and takes every other attempt
+    (200) after `delay` seconds. It records the versions in the order they arrived and were
+    taken, and the most attempts it had in hand at once."""
+
+    def __init__(
+        self, fail: dict[str, int] | None = None, hold: set[str] | None = None, delay: float = 0.0
+    ) -> None:
+        self.fail = fail or {}
+        self.hold = hold or set()
+        self.delay = delay
+        self.arrived: list[str] = []
+        self.taken: list[str] = []
+        self.most_in_hand = 0
+        self.release = asyncio.Event()
+        self.changed = asyncio.Condition()
+        self._in_hand = 0
+
+    async def __call__(self, received: Received) -> web.StreamResponse:
+        version = str(json.loads(received.body)["data"]["version"])
+        async with self.changed:
+            self.arrived.append(version)
+            attempt = self.arrived.count(version)
+            self.changed.notify_all()
+        self._in_hand += 1
+        self.most_in_hand = max(self.most_in_hand, self._in_hand)
+        try:
+            if attempt <= self.fail.get(version, 0):
+                return web.Response(status=503, text="not yet")
+            if attempt == 1 and version in self.hold:
+                await self.release.wait()
+                return web.Response(status=503, text="released")
+            await asyncio.sleep(self.delay)
+            async with self.changed:
+                self.taken.append(version)
+                self.changed.notify_all()
+            return web.Response(text="ok")
+        finally:
+            self._in_hand -= 1
+
+    async def wait(self, done: Callable[[], bool], timeout: float = 30.0) -> None:
+        async with self.changed:
+            await asyncio.wait_for(self.changed.wait_for(done), timeout)
 
 
 def make_certificates(directory: Path) -> tuple[Path, Path, Path]:

@@ -910,6 +910,15 @@ async def settings_changed_kept_and_reset(ctx: Ctx, response: Any) -> None:
     assert cleared.settings == dpb.WebhookSettings() == await get_settings(ctx)
 
 
+async def ordered_kept_until_turned_off(ctx: Ctx, response: Any) -> None:
+    """`ordered` is a part like the others: kept while others change, unset once off."""
+    assert response.settings == dpb.WebhookSettings(ordered=True) == await get_settings(ctx)
+    other = await ctx.ok("setWebhookSettings", webhook_settings(max_concurrency=2)(ctx))
+    assert other.settings == dpb.WebhookSettings(ordered=True, max_concurrency=2)
+    off = await ctx.ok("setWebhookSettings", webhook_settings(ordered=False)(ctx))
+    assert off.settings == dpb.WebhookSettings(max_concurrency=2) == await get_settings(ctx)
+
+
 async def unchanged_settings(ctx: Ctx, _: Any) -> None:
     assert await get_settings(ctx) == dpb.WebhookSettings()
 
@@ -1006,6 +1015,13 @@ SETTINGS_CASES = [
         lambda _: dpb.GetWebhookSettings(webhook_id=UNKNOWN_ID),
         "NOT_FOUND",
         NOT_FOUND,
+    ),
+    Case(
+        "settings-ordered-kept-beside-the-other-parts",
+        "setWebhookSettings",
+        webhook_settings(ordered=True),
+        existing=True,
+        check=ordered_kept_until_turned_off,
     ),
 ]
 CASES += SETTINGS_CASES

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 from aiohttp import web
@@ -17,6 +18,7 @@ from mlflow_webhooks.server.delivery import retry_after
 from mlflow_webhooks.server.delivery.dispatcher import JITTER, RETRY_AFTER_CAP, decide
 from mlflow_webhooks.server.delivery.retry_after import parse_retry_after
 from mlflow_webhooks.server.delivery.sender import Attempt, Sender, headers
+from mlflow_webhooks.server.delivery.settings import DeliverySettings
 from mlflow_webhooks.server.delivery.signing import Secrets, signature
 from mlflow_webhooks.server.store import DeliveryStatus, Outgoing
 
@@ -158,6 +160,15 @@ def test_retry_after_lengthens_the_wait_up_to_the_cap() -> None:
 def test_no_schedule_means_one_attempt() -> None:
     outcome = decide(outgoing(), answered(503, True), (), NOW_MS)
     assert outcome.status == DeliveryStatus.FAILED
+
+
+def test_an_ordered_delivery_that_ends_passes_its_webhooks_turn_and_a_retry_keeps_it() -> None:
+    ordered = replace(outgoing(), settings=DeliverySettings(ordered=True))
+    for attempt, schedule in [(answered(200), SCHEDULE), (answered(400), SCHEDULE)]:
+        assert decide(ordered, attempt, schedule, NOW_MS).passes_turn == "w-1"
+    assert decide(ordered, answered(503, True), (), NOW_MS).passes_turn == "w-1"  # for good
+    assert decide(ordered, answered(503, True), SCHEDULE, NOW_MS).passes_turn is None
+    assert decide(outgoing(), answered(200), SCHEDULE, NOW_MS).passes_turn is None
 
 
 # -- signatures -----------------------------------------------------------------------------

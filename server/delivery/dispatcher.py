@@ -39,6 +39,10 @@ IDLE_POLL = 0.5  # seconds between claims when idle; publishes in this process w
 # --db-timeout) the next waits this long, doubling up to the cap, until one succeeds.
 RETRY_FIRST = 0.05
 RETRY_CAP = 2.0
+# How often a round also looks at every ordered webhook's waiting deliveries (Store.exchange's
+# every_turn): only an attempt that ended while its webhook's ordering was being turned on
+# leaves a turn for it to pass.
+EVERY_TURN_INTERVAL = 1.0
 
 LEASE_MARGIN_MS = 10_000
 
@@ -60,8 +64,10 @@ def decide(item: Outgoing, attempt: Attempt, schedule: tuple[float, ...], now: i
     """The retry policy: what an attempt's result makes of its delivery."""
     number = item.attempt_count + 1
     record = attempt_record(number, attempt)
+    # An ordered webhook's next delivery waits for this one to end (server/ordering.py).
+    turn = item.webhook_id if item.settings.ordered else None
     if attempt.succeeded:
-        return Outcome(item.delivery_id, record, DeliveryStatus.SUCCEEDED, None)
+        return Outcome(item.delivery_id, record, DeliveryStatus.SUCCEEDED, None, passes_turn=turn)
     disable = item.webhook_id if attempt.status == 410 else None
     # Redelivers are extra attempts: the schedule counts only its own.
     retries_done = item.attempt_count - item.manual_attempts
@@ -71,7 +77,7 @@ def decide(item: Outgoing, attempt: Attempt, schedule: tuple[float, ...], now: i
             if disable
             else ""
         )
-        return Outcome(item.delivery_id, record, DeliveryStatus.FAILED, None, disable, reason)
+        return Outcome(item.delivery_id, record, DeliveryStatus.FAILED, None, disable, reason, turn)
     delay = schedule[retries_done] * random.uniform(1 - JITTER, 1 + JITTER)
     if attempt.retry_after is not None:
         delay = max(delay, min(attempt.retry_after, RETRY_AFTER_CAP))
@@ -156,6 +162,7 @@ class Dispatcher:
         # disabled, the delivery is cancelled unsent).
         self._done: list[tuple[Outgoing, Outcome | None]] = []
         self._unstarted: list[str] = []  # claimed while stopping: handed back
+        self._every_turn_at = 0.0  # loop time of the next round with every_turn
         self._loop: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
@@ -222,6 +229,8 @@ class Dispatcher:
             return True
         outcomes = [outcome for _, outcome in batch if outcome is not None]
         cancelled = [item.delivery_id for item, outcome in batch if outcome is None]
+        now = asyncio.get_running_loop().time()
+        every_turn = claim and now >= self._every_turn_at
         claimed: list[Outgoing] = []
         try:
             claimed = await self._db(
@@ -235,6 +244,7 @@ class Dispatcher:
                 set(),
                 lambda hook, maximum: self.pacer.allowed(hook, maximum) - held[hook],
                 self._timeout_ms,
+                every_turn,
             )
         except Unavailable as e:
             self._done[:0] = batch
@@ -243,6 +253,8 @@ class Dispatcher:
         except Exception:
             # Not the database being away: a bug, which trying again would only repeat.
             log.exception("writing %d delivery results and claiming failed", len(batch))
+        if every_turn:
+            self._every_turn_at = now + EVERY_TURN_INTERVAL
         self._held -= freed
         retries = [o.next_attempt_timestamp for o in outcomes if o.next_attempt_timestamp]
         if retries:

@@ -1,5 +1,6 @@
 """Per-webhook delivery settings: a retry schedule, a timeout and a maximum concurrency that
-override the server's, each within a limit the operator sets by flag.
+override the server's, each within a limit the operator sets by flag; and whether the webhook
+is ordered (server/ordering.py).
 
 A part not set means the server's own (--retry-schedule, --delivery-timeout, the
 dispatcher's per-webhook limit): a webhook without settings is delivered to exactly as one
@@ -37,6 +38,7 @@ class DeliverySettings:
     retry_schedule: tuple[float, ...] | None = None  # seconds before each retry
     timeout: float | None = None  # seconds per attempt, connect to last byte
     max_concurrency: int | None = None  # attempts in flight at once, per server process
+    ordered: bool = False  # one delivery at a time, in publish order
 
     @property
     def empty(self) -> bool:
@@ -59,6 +61,8 @@ class DeliverySettings:
             stored["timeout"] = self.timeout
         if self.max_concurrency is not None:
             stored["max_concurrency"] = self.max_concurrency
+        if self.ordered:
+            stored["ordered"] = True
         return json.dumps(stored, separators=(",", ":"))
 
 
@@ -77,6 +81,7 @@ def parse(stored: str | None) -> DeliverySettings:
         retry_schedule=None if schedule is None else tuple(float(d) for d in schedule),
         timeout=loaded.get("timeout"),
         max_concurrency=loaded.get("max_concurrency"),
+        ordered=loaded.get("ordered", False),
     )
 
 
@@ -88,6 +93,7 @@ class Change:
     retry_schedule: tuple[float, ...] | None = None
     timeout: float | None = None
     max_concurrency: int | None = None
+    ordered: bool | None = None
 
     def applied(self, current: DeliverySettings) -> DeliverySettings:
         def part(given: Any, stored: Any, unset: Any) -> Any:
@@ -99,6 +105,7 @@ class Change:
             part(self.retry_schedule, current.retry_schedule, ()),
             part(self.timeout, current.timeout, 0),
             part(self.max_concurrency, current.max_concurrency, 0),
+            current.ordered if self.ordered is None else self.ordered,
         )
 
 
@@ -107,6 +114,7 @@ def change(
     timeout: float | None,
     max_concurrency: int | None,
     limits: Limits,
+    ordered: bool | None = None,
 ) -> Change:
     """A caller's change (None: the part is not given), or InvalidArgument naming the field,
     the limit and the flag that sets it."""
@@ -144,4 +152,4 @@ def change(
             f"{limits.max_webhook_concurrency} (--max-webhook-concurrency), or 0 for the "
             f"server's, {DEFAULT_MAX_CONCURRENCY}."
         )
-    return Change(schedule, timeout, max_concurrency)
+    return Change(schedule, timeout, max_concurrency, ordered)

@@ -105,6 +105,9 @@ class Outcome:
     next_attempt_timestamp: int | None
     webhook_to_disable: str | None = None  # a webhook id to set DISABLED (after a 410)
     disable_reason: str = ""  # why, as the console and getWebhookHealth show it
+    # The ordered webhook whose turn this attempt's delivery had, when the attempt ended it:
+    # the transaction that writes the result passes the turn to the webhook's next delivery.
+    passes_turn: str | None = None
 
 
 @dataclass(frozen=True)

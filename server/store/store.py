@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import peewee as pw
 from playhouse.migrate import SchemaMigrator, migrate
 
-from mlflow_webhooks.server import filters
+from mlflow_webhooks.server import filters, ordering
 from mlflow_webhooks.server.delivery import settings as delivery_settings
 from mlflow_webhooks.server.delivery.signing import Secrets
 from mlflow_webhooks.server.errors import AlreadyExists, InvalidArgument
@@ -73,14 +73,51 @@ INSERT_EVENTS = (
     '"idempotency_key", "creation_timestamp", "payload", "idempotency_hash") VALUES '
 )
 SUBSCRIBERS = (
-    'SELECT w."id", w."filter_spec" FROM "webhooks" AS w '
+    'SELECT w."id", w."filter_spec", w."delivery_settings" FROM "webhooks" AS w '
     'JOIN "webhook_events" AS s ON s."webhook_id" = w."id" '
     'WHERE s."entity" = ? AND s."action" = ? AND w."status" = ?'
 )
 INSERT_DELIVERIES = (
     'INSERT INTO "deliveries" ("id", "event_id", "webhook_id", "status", "attempt_count", '
-    '"next_attempt_timestamp", "is_test", "creation_timestamp") VALUES '
+    '"next_attempt_timestamp", "is_test", "creation_timestamp", "sequence") VALUES '
 )
+DELIVERY_COLUMNS = 9
+# Ordered webhooks (server/ordering.py). Numbering a publish's deliveries to one takes the
+# webhook's row (on PostgreSQL a row lock, held to the commit), as does writing a result that
+# passes its turn on, so the two take turns: the numbers follow the order publishes commit
+# in, and no turn is passed while a delivery it should reach is being committed. Unordered
+# webhooks' rows are never taken.
+NEXT_SEQUENCES = (
+    'UPDATE "webhooks" SET "last_sequence" = "last_sequence" + ? WHERE "id" = ? '
+    'RETURNING "last_sequence", "delivery_settings"'
+)
+ANY_PENDING = 'SELECT 1 FROM "deliveries" WHERE "status" = ? AND "webhook_id" = ? LIMIT 1'
+TAKE_WEBHOOKS = 'SELECT "id" FROM "webhooks" WHERE "id" IN {ids} ORDER BY "id" FOR NO KEY UPDATE'
+# The statements on waiting deliveries say {waiting} where models.WAITING goes, and read them
+# through {waiting_index} (see Store.__init__).
+#
+# Gives a webhook's first waiting delivery its turn (a next attempt: now) when none of its
+# deliveries is out or due. One statement: passes running at once (replicas) can only pick
+# the same row, and a row given its turn meanwhile is no longer waiting when this one writes.
+NEXT_TURN = (
+    'UPDATE "deliveries" SET "next_attempt_timestamp" = ? WHERE "id" = ('
+    'SELECT "id" FROM "deliveries"{waiting_index} WHERE {waiting} AND "webhook_id" = ? '
+    'ORDER BY "sequence" LIMIT 1) AND {waiting} AND NOT EXISTS ('
+    'SELECT 1 FROM "deliveries" WHERE "status" = ? AND "webhook_id" = ? '
+    'AND "next_attempt_timestamp" IS NOT NULL)'
+)
+# The webhooks with deliveries waiting their turn, one index seek each.
+WAITING_WEBHOOKS = (
+    'WITH RECURSIVE hooks("id") AS ('
+    'SELECT MIN("webhook_id") FROM "deliveries"{waiting_index} WHERE {waiting} '
+    'UNION ALL SELECT (SELECT MIN("webhook_id") FROM "deliveries"{waiting_index} '
+    'WHERE {waiting} AND "webhook_id" > hooks."id") FROM hooks WHERE hooks."id" IS NOT NULL'
+    ') SELECT "id" FROM hooks WHERE "id" IS NOT NULL'
+)
+STOP_WAITING = (
+    'UPDATE "deliveries" SET "next_attempt_timestamp" = ? WHERE {waiting} AND "webhook_id" = ?'
+)
+
 DUE = (
     'SELECT "id", "webhook_id" FROM "deliveries" WHERE "status" = ? '
     'AND "next_attempt_timestamp" <= ? AND ("lease_until" IS NULL OR "lease_until" < ?)'
@@ -262,6 +299,14 @@ class Store:
         # Secrets are decrypted on every claim; a token's plaintext never changes (a new
         # secret is a new token), so each token is decrypted once.
         self._secret = functools.lru_cache(maxsize=4096)(self._box.open)
+        # SQLite is told to read waiting deliveries through their index: with statistics
+        # (ANALYZE) its planner may prefer the status/webhook index and sort the backlog.
+        waiting = {"waiting": m.WAITING, "waiting_index": ""}
+        if self.is_sqlite:
+            waiting["waiting_index"] = f' INDEXED BY "{m.WAITING_INDEX}"'
+        self._next_turn_sql = NEXT_TURN.format(**waiting)
+        self._waiting_webhooks = WAITING_WEBHOOKS.format(**waiting)
+        self._stop_waiting = STOP_WAITING.format(**waiting)
 
     def _sql(self, text: str, params: Sequence[object] = ()) -> Any:
         """Runs a statement written with `?` placeholders, in this database's style. The hot
@@ -291,10 +336,11 @@ class Store:
                     f"{SCHEMA_VERSION}: run a newer server"
                 )
             # Each version adds tables, indexes or columns; one that changes columns would add
-            # its playhouse.migrate operations here.
+            # its playhouse.migrate operations here. Columns go first: a version's new index
+            # may be on its new column.
             for version in range(row.version + 1, SCHEMA_VERSION + 1):
-                self.db.create_tables(m.TABLES_BY_VERSION[version], safe=True)
                 self._add_columns(m.COLUMNS_BY_VERSION.get(version, []))
+                self.db.create_tables(m.TABLES_BY_VERSION[version], safe=True)
             m.SchemaVersion.update(version=SCHEMA_VERSION).execute()
         sample = (
             m.Webhook.select(m.Webhook.secret_token)
@@ -579,8 +625,13 @@ class Store:
             row = (query if self.is_sqlite else query.for_update()).tuples().first()
             if row is None:
                 return None
-            settings = change.applied(delivery_settings.parse(row[0]))
+            before = delivery_settings.parse(row[0])
+            settings = change.applied(before)
             self._set_webhook_column(webhook_id, delivery_settings=settings.to_json())
+            if before.ordered and not settings.ordered:
+                # Every delivery waiting its turn goes now. Turned on, the deliveries already
+                # pending go as they were, and those published from now on wait behind them.
+                self._sql(self._stop_waiting, [now_ms(), webhook_id])
         return settings
 
     def get_delivery_settings(self, webhook_id: str) -> delivery_settings.DeliverySettings | None:
@@ -663,36 +714,64 @@ class Store:
         # One query per (entity, action) in the batch; each event is then matched in memory
         # against its subscribers' filters, parsed once per distinct filter.
         subscribers = {kind: self._subscribers(kind) for kind in {events[i].event for i in fresh}}
+        matched = [
+            (events[i], _matching(subscribers[events[i].event], events[i].data)) for i in fresh
+        ]
+        ordered = {
+            hook for subs in subscribers.values() for hook, _, is_ordered in subs if is_ordered
+        }
+        places = self._places(Counter(h for _, hooks in matched for h in hooks if h in ordered))
         rows: list[object] = []
-        for i in fresh:
-            event = events[i]
-            webhook_ids = _matching(subscribers[event.event], event.data)
+        for i, (event, webhook_ids) in zip(fresh, matched, strict=True):
             # Sorted, as a repeated idempotency key answers them (read back by id).
             ids = sorted(time_ordered_id(event.creation_timestamp) for _ in webhook_ids)
             results[i] = (event.id, ids)
             for delivery_id, webhook_id in zip(ids, webhook_ids, strict=True):
+                place = next(places[webhook_id]) if webhook_id in places else None
                 # id, event_id, webhook_id, status, attempt_count, next_attempt_timestamp,
-                # is_test, creation_timestamp
+                # is_test, creation_timestamp, sequence
                 rows += [
                     delivery_id,
                     event.id,
                     webhook_id,
                     DeliveryStatus.PENDING,
                     0,
-                    event.creation_timestamp,
+                    None if place and place.waits else event.creation_timestamp,
                     False,
                     event.creation_timestamp,
+                    place.sequence if place else None,
                 ]
-        for chunk in pw.chunked(rows, 8 * 200):
-            self._sql(INSERT_DELIVERIES + _rows(len(chunk) // 8, 8), chunk)
+        width = DELIVERY_COLUMNS
+        for chunk in pw.chunked(rows, width * 200):
+            self._sql(INSERT_DELIVERIES + _rows(len(chunk) // width, width), chunk)
         for i, first in repeats:
             results[i] = results[first]
         return [r for r in results if r is not None]
 
-    def _subscribers(self, kind: Event) -> list[tuple[str, filters.Filter]]:
-        """The ACTIVE webhooks subscribed to one (entity, action), with their filters."""
+    def _subscribers(self, kind: Event) -> list[tuple[str, filters.Filter, bool]]:
+        """The ACTIVE webhooks subscribed to one (entity, action), with their filters and
+        whether they are ordered."""
         cursor = self._sql(SUBSCRIBERS, (kind[0], kind[1], WebhookStatus.ACTIVE))
-        return [(row[0], filters.parse(row[1])) for row in cursor.fetchall()]
+        return [
+            (row[0], filters.parse(row[1]), delivery_settings.parse(row[2]).ordered)
+            for row in cursor.fetchall()
+        ]
+
+    def _places(self, counts: Counter[str]) -> dict[str, Iterator[ordering.Place]]:
+        """The places in line of new deliveries to ordered webhooks, `counts[webhook]` of
+        each, in publish order. Each webhook's row is taken, in id order so that two
+        publishes never wait on each other's; one no longer ordered once its row is taken (or
+        gone) has none: its deliveries go as any unordered webhook's."""
+        places: dict[str, Iterator[ordering.Place]] = {}
+        for webhook_id in sorted(counts):
+            count = counts[webhook_id]
+            taken = self._sql(NEXT_SEQUENCES, [count, webhook_id]).fetchall()
+            if not taken or not delivery_settings.parse(taken[0][1]).ordered:
+                continue
+            pending = self._sql(ANY_PENDING, [DeliveryStatus.PENDING, webhook_id]).fetchall()
+            line = ordering.places(taken[0][0] - count, count, bool(pending))
+            places[webhook_id] = iter(line)
+        return places
 
     def _recent_events(self, keys: set[str], now: int) -> dict[str, tuple[str, list[str], str]]:
         """The first publication of each key still in its window: its event id, delivery ids
@@ -762,12 +841,19 @@ class Store:
         busy_webhooks: set[str],
         room: Room | None = None,
         timeout_ms: int = 0,
+        every_turn: bool = False,
     ) -> list[Outgoing]:
         """The delivery worker's one transaction per round: writes the attempt results and
-        cancellations it has, then claims as record() and claim() do."""
+        cancellations it has, then claims as record() and claim() do. With `every_turn` it
+        first looks at every ordered webhook with deliveries waiting and passes the turn of
+        each that has none out or due: an attempt that ended one while ordering was being
+        turned on did not know to pass it (its process read the webhook before)."""
         with self._write():
-            self._write_results(outcomes)
+            self._write_results(outcomes, now)
             self._cancel(cancelled)
+            if every_turn:
+                for (webhook_id,) in self._sql(self._waiting_webhooks).fetchall():
+                    self._next_turn(webhook_id, now)
             if limit <= 0:
                 return []
             return self._claim(owner, now, lease_ms, limit, busy_webhooks, room, timeout_ms)
@@ -922,13 +1008,18 @@ class Store:
         """Writes a batch of attempt results in one transaction and releases their leases."""
         if outcomes:
             with self._write():
-                self._write_results(outcomes)
+                self._write_results(outcomes, now_ms())
 
-    def _write_results(self, outcomes: list[Outcome]) -> None:
+    def _write_results(self, outcomes: list[Outcome], now: int) -> None:
         """Each outcome's attempt is logged under the next number of its delivery (whatever
-        `attempt.number` says: a redeliver may have been logged since it was claimed)."""
+        `attempt.number` says: a redeliver may have been logged since it was claimed). An
+        outcome that ended an ordered webhook's delivery passes the webhook's turn on, due
+        at `now`; the webhook's row is taken first, as every writer that takes it and rows
+        of its deliveries does, so none of them waits on another in a cycle."""
         if not outcomes:
             return
+        turns = sorted({o.passes_turn for o in outcomes if o.passes_turn})
+        self._take_webhooks(turns)
         # The results first: on PostgreSQL this locks the rows, so a redeliver of one of
         # them in another transaction waits, and the numbers read next are the latest.
         # One UPDATE per distinct result (all first-attempt successes share one), not
@@ -946,6 +1037,20 @@ class Store:
         for o in outcomes:
             if o.webhook_to_disable:
                 _disable(o.webhook_to_disable, o.disable_reason, o.attempt.timestamp)
+        for webhook_id in turns:
+            self._next_turn(webhook_id, now)
+
+    def _take_webhooks(self, webhook_ids: list[str]) -> None:
+        """Takes the rows of these (sorted) webhooks until the transaction ends: on
+        PostgreSQL a row lock; SQLite's write transaction already excludes every writer."""
+        if webhook_ids and not self.is_sqlite:
+            self._sql(TAKE_WEBHOOKS.format(ids=_row(len(webhook_ids))), webhook_ids)
+
+    def _next_turn(self, webhook_id: str, now: int) -> None:
+        """Gives an ordered webhook's first waiting delivery its turn, due at `now`, unless one
+        of its deliveries is out or due (see NEXT_TURN)."""
+        pending = DeliveryStatus.PENDING
+        self._sql(self._next_turn_sql, [now, webhook_id, pending, webhook_id])
 
     def _log_attempts(self, attempts: list[tuple[str, AttemptRecord]]) -> list[int]:
         """Appends each attempt to its delivery's log, numbered after the last one logged:
@@ -979,12 +1084,15 @@ class Store:
         attempt: AttemptRecord,
         after: Callable[[DeliveryStatus], DeliveryStatus | None],
         webhook_to_disable: str | None = None,
+        ordered: str | None = None,
     ) -> tuple[int, DeliveryStatus] | None:
         """Logs a redeliver's attempt, an extra one outside the retry schedule, and sets the
         status `after(current status)` answers (None: unchanged, schedule and lease kept).
+        A delivery of the `ordered` webhook that this ends passes the webhook's turn on.
         Answers the attempt's number in the log and the status, or None if the delivery is
         gone."""
         with self._write():
+            self._take_webhooks([ordered] if ordered else [])
             lock = "" if self.is_sqlite else " FOR UPDATE"
             found = self._sql(DELIVERY_STATUS + lock, [delivery_id]).fetchall()
             if not found:
@@ -999,6 +1107,8 @@ class Store:
             if webhook_to_disable:
                 reason = f"The receiver answered 410 Gone to a redelivery of {delivery_id}."
                 _disable(webhook_to_disable, reason, attempt.timestamp)
+            if ordered and changed is not None:
+                self._next_turn(ordered, now_ms())
             [(status,)] = self._sql(DELIVERY_STATUS, [delivery_id]).fetchall()
         return number, DeliveryStatus(status)
 
@@ -1039,7 +1149,7 @@ class Store:
                 is_test=True,
                 creation_timestamp=event.creation_timestamp,
             )
-            self._write_results([outcome])
+            self._write_results([outcome], now_ms())
 
     def get_delivery(self, delivery_id: str) -> DeliveryRecord | None:
         row = (
@@ -1282,13 +1392,13 @@ class Store:
         )
 
 
-def _matching(subscribers: list[tuple[str, filters.Filter]], data: str) -> list[str]:
+def _matching(subscribers: list[tuple[str, filters.Filter, bool]], data: str) -> list[str]:
     """The subscribers whose filter takes an event with `data` (JSON text, parsed only when
     some subscriber has a filter)."""
-    if all(f.empty for _, f in subscribers):
-        return [webhook_id for webhook_id, _ in subscribers]
+    if all(f.empty for _, f, _ in subscribers):
+        return [webhook_id for webhook_id, _, _ in subscribers]
     parsed = json.loads(data)
-    return [webhook_id for webhook_id, f in subscribers if f.matches(parsed)]
+    return [webhook_id for webhook_id, f, _ in subscribers if f.matches(parsed)]
 
 
 def _event_values(event: EventRecord) -> tuple[object, ...]:
