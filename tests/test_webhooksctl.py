@@ -19,6 +19,7 @@ import pytest
 
 from mlflow_webhooks.clients.python import WebhooksClient
 from mlflow_webhooks.clients.python.webhooksctl import _overlap, moment
+from mlflow_webhooks.generated import webhook_delivery_pb2 as dpb
 from tests.conftest import PERMISSIVE
 from tests.support import ROOT, Receiver, ServerProcess, make_certificates, run_server
 
@@ -182,6 +183,7 @@ def test_settings_show_change_and_reset(server: ServerProcess) -> None:
         "retry_schedule": "the server's (--retry-schedule)",
         "timeout": "the server's (--delivery-timeout)",
         "max_concurrency": "the server's (8)",
+        "ordered": "no",
     }
     args = ["--retry-schedule", "10,60,600", "--delivery-timeout", "2.5"]
     shown = pairs(ok(ctl(address, "settings", hook, *args)))
@@ -219,6 +221,23 @@ def test_rotate_secret_prints_a_generated_secret_once(server: ServerProcess) -> 
     assert shown["old_secret_signs_until"] == "(no overlap: only the new secret signs)"
     stderr = failed(ctl(address, "rotate-secret", hook, "--secret", "third"), 1)
     assert "INVALID_ARGUMENT: The new secret is the webhook's current secret" in stderr
+
+
+def test_settings_ordered_on_and_off(server: ServerProcess) -> None:
+    address = server.grpc_address
+    with WebhooksClient(address) as client:
+        webhook = client.create(unique("ordered"), "http://127.0.0.1:9/x", ["prompt.created"])
+        hook = webhook.webhook_id
+        assert client.set_settings(hook, ordered=True) == dpb.WebhookSettings(ordered=True)
+        assert client.get_settings(hook).ordered
+    shown = pairs(ok(ctl(address, "settings", hook, "--max-concurrency", "2")))
+    assert shown["ordered"] == "yes: one at a time, in publish order"  # kept
+    got = ok_json(ctl(address, "--json", "settings", hook, "--unordered"))
+    assert got == {"settings": {"max_concurrency": 2}}
+    assert ok_json(ctl(address, "--json", "settings", hook, "--ordered")) == {
+        "settings": {"max_concurrency": 2, "ordered": True}
+    }
+    assert shim_get(server, f"/mlflow/webhooks/{hook}/settings")["settings"]["ordered"] is True
 
 
 def test_delete_json_prints_the_empty_response(server: ServerProcess) -> None:
@@ -429,6 +448,7 @@ async def test_publish_deliveries_delivery_redeliver(
         (["settings", "w", "--delivery-timeout", "soon"], "'soon' is not a valid value"),
         (["settings", "w", "--retry-schedule", "1,x"], "'1,x' is not a valid value"),
         (["rotate-secret", "w", "--overlap", "1.5h"], "--overlap takes seconds or a span"),
+        (["settings", "w", "--ordered", "--unordered"], "not allowed with argument"),
     ],
 )
 def test_bad_arguments_exit_2(args: list[str], fragment: str) -> None:

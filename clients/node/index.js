@@ -180,13 +180,15 @@ class WebhooksClient {
    * (docs/delivery.md, "Delivery settings"). `retrySchedule` (seconds before each retry),
    * `timeout` (seconds per attempt) and `maxConcurrency` (attempts in flight, per server
    * process) override the server's, within its limits; `[]` or `0` puts one back to the
-   * server's.
+   * server's. `ordered: true` sends one delivery at a time, in publish order ("Ordered
+   * delivery"); `false` turns that off.
    */
-  async setSettings(webhookId, { retrySchedule, timeout, maxConcurrency } = {}) {
+  async setSettings(webhookId, { retrySchedule, timeout, maxConcurrency, ordered } = {}) {
     const settings = {};
     if (retrySchedule !== undefined) settings.retry_schedule = { delays_seconds: retrySchedule };
     if (timeout !== undefined) settings.timeout_seconds = timeout;
     if (maxConcurrency !== undefined) settings.max_concurrency = maxConcurrency;
+    if (ordered !== undefined) settings.ordered = ordered;
     return (await this._call(this.deliveryService, 'setWebhookSettings', { webhook_id: webhookId, settings })).settings;
   }
 

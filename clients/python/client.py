@@ -401,12 +401,14 @@ class WebhooksClient:
         retry_schedule: Iterable[float] | None = None,
         timeout: float | None = None,
         max_concurrency: int | None = None,
+        ordered: bool | None = None,
     ) -> dpb.WebhookSettings:
         """Changes the delivery settings given and keeps the others; answers them all.
         `retry_schedule` (seconds before each retry), `timeout` (seconds per attempt) and
         `max_concurrency` (attempts in flight, per server process) override the server's,
         within its limits; `retry_schedule=[]`, `timeout=0` or `max_concurrency=0` put that
-        part back to the server's."""
+        part back to the server's. `ordered=True` sends one delivery at a time, in publish
+        order (docs/delivery.md)."""
         settings = dpb.WebhookSettings()
         if retry_schedule is not None:
             settings.retry_schedule.SetInParent()  # given, even when empty
@@ -415,6 +417,8 @@ class WebhooksClient:
             settings.timeout_seconds = timeout
         if max_concurrency is not None:
             settings.max_concurrency = max_concurrency
+        if ordered is not None:
+            settings.ordered = ordered
         request = dpb.SetWebhookSettings(webhook_id=webhook_id, settings=settings)
         return self._call(self._deliveries.setWebhookSettings, request).settings
 

@@ -302,7 +302,7 @@ def cmd_filter(client: WebhooksClient, args: argparse.Namespace) -> Result:
 
 
 def cmd_settings(client: WebhooksClient, args: argparse.Namespace) -> Result:
-    changes = (args.retry_schedule, args.delivery_timeout, args.max_concurrency)
+    changes = (args.retry_schedule, args.delivery_timeout, args.max_concurrency, args.ordered)
     if all(c is None for c in changes):
         settings = client.get_settings(args.webhook_id)
     else:
@@ -311,6 +311,7 @@ def cmd_settings(client: WebhooksClient, args: argparse.Namespace) -> Result:
             retry_schedule=args.retry_schedule,
             timeout=args.delivery_timeout,
             max_concurrency=args.max_concurrency,
+            ordered=args.ordered,
         )
     schedule = settings.retry_schedule.delays_seconds
     text = _pairs(
@@ -332,6 +333,10 @@ def cmd_settings(client: WebhooksClient, args: argparse.Namespace) -> Result:
                 str(settings.max_concurrency)
                 if settings.HasField("max_concurrency")
                 else "the server's (8)",
+            ),
+            (
+                "ordered",
+                "yes: one at a time, in publish order" if settings.ordered else "no",
             ),
         ]
     )
@@ -722,6 +727,20 @@ def parser() -> argparse.ArgumentParser:
         type=_or_default(int, 0),
         metavar="N|default",
         help="most attempts in flight at once, per server process; default: the server's (8)",
+    )
+    order = p.add_mutually_exclusive_group()
+    order.add_argument(
+        "--ordered",
+        action="store_const",
+        const=True,
+        help="one delivery at a time, in publish order (docs/delivery.md)",
+    )
+    order.add_argument(
+        "--unordered",
+        dest="ordered",
+        action="store_const",
+        const=False,
+        help="deliveries side by side again (the default)",
     )
     p = command(
         "rotate-secret",

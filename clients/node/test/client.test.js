@@ -171,6 +171,19 @@ test('rotates a secret: a given one is never answered, a generated one once', as
   await rejectsWith(client.rotateSecret('no-such-webhook'), grpcStatus.NOT_FOUND);
 });
 
+test('ordered delivery is a setting like the others, kept until turned off', async () => {
+  const webhook = await client.create({ name: unique('node-ordered'), url: hookUrl, events: ['model_version_alias.created'] });
+  try {
+    assert.deepEqual(await client.setSettings(webhook.webhook_id, { ordered: true }), { ordered: true });
+    const more = await client.setSettings(webhook.webhook_id, { maxConcurrency: 2 });
+    assert.deepEqual(more, { ordered: true, max_concurrency: 2 });
+    assert.deepEqual(await client.getSettings(webhook.webhook_id), more);
+    assert.deepEqual(await client.setSettings(webhook.webhook_id, { ordered: false }), { max_concurrency: 2 });
+  } finally {
+    await client.delete(webhook.webhook_id);
+  }
+});
+
 test('a missing token is UNAUTHENTICATED when the server wants one', { skip: !process.env.WEBHOOKS_AUTH_TOKEN }, async () => {
   const anonymous = new WebhooksClient(address, {
     rootCertificates: process.env.WEBHOOKS_CACERT ? fs.readFileSync(process.env.WEBHOOKS_CACERT) : undefined,
