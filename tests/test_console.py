@@ -344,6 +344,43 @@ async def test_disable_and_delete_from_the_webhook_page(tab: Page, world: dict[s
     assert await tab.page.locator(f'tr[data-webhook-id="{webhook_id}"]').count() == 0
 
 
+async def test_ordered_delivery_on_the_webhook_page(tab: Page, world: dict[str, Any]) -> None:
+    """An ordered webhook's second delivery shows as waiting its turn while the first waits
+    for a retry; unticking the box lets it go."""
+    rest: Rest = world["rest"]
+    alias = {"entity": "MODEL_VERSION_ALIAS", "action": "CREATED"}
+    # The receiver asks for a retry in 600 s: the first keeps its turn all test long.
+    url = world["receiver_url"] + "/retry-after/600"
+    webhook_id = await rest.webhook("champion-moves", url, events=[alias])
+    await rest.call("POST", f"/webhooks/{webhook_id}/settings", {"settings": {"ordered": True}})
+    ids = []
+    for version in ("3", "4"):
+        body = {"event": alias, "data": {"name": "churn", "alias": "champion", "version": version}}
+        ids += (await rest.call("POST", "/webhook-events", body))["delivery_ids"]
+    for _ in range(400):  # bounded: the first attempt goes a moment after the publish
+        first = (await rest.call("GET", f"/webhook-deliveries/{ids[0]}"))["delivery"]
+        if first.get("attempt_count"):
+            break
+        await asyncio.sleep(0.05)
+    await tab.open(f"/ui/webhooks/{webhook_id}", "webhook")
+    assert await tab.page.is_checked("#settings-ordered")
+    waiting = tab.page.locator(f'tr[data-delivery-id="{ids[1]}"]')
+    await expect(waiting).to_contain_text("waiting its turn")
+    await expect(tab.page.locator(f'tr[data-delivery-id="{ids[0]}"]')).not_to_contain_text(
+        "waiting its turn"
+    )
+
+    await tab.page.uncheck("#settings-ordered")
+    await tab.page.click("#save-settings")
+    await tab.loaded("webhook")
+    await expect(tab.page.locator(".flash.ok")).to_contain_text("Settings saved")
+    assert not await tab.page.is_checked("#settings-ordered")
+    settings = await rest.call("GET", f"/webhooks/{webhook_id}/settings")
+    assert settings == {"settings": {}}
+    second = (await rest.call("GET", f"/webhook-deliveries/{ids[1]}"))["delivery"]
+    assert "next_attempt_timestamp" in second or second["status"] != "PENDING"
+
+
 async def test_send_test_from_the_webhook_page(
     tab: Page, world: dict[str, Any], console_receiver: Receiver
 ) -> None:

@@ -157,13 +157,15 @@ function details(webhook, state) {
 }
 
 // The webhook's retry schedule, timeout and maximum concurrency (docs/delivery.md, "Delivery
-// settings"); a field left empty is the server's.
+// settings"), a field left empty being the server's; and whether it is ordered ("Ordered
+// delivery").
 function settingsForm(webhook, settings) {
   const schedule = settings.retry_schedule ? (settings.retry_schedule.delays_seconds || []).join(",") : "";
   const field = (id, label, input) => h("div", { class: "field" }, h("label", { for: id }, label), input);
   const retries = h("input", { id: "settings-retry-schedule", value: schedule, placeholder: "the server's", inputmode: "decimal" });
   const timeout = h("input", { id: "settings-timeout", type: "number", min: "0", step: "any", value: settings.timeout_seconds ?? "", placeholder: "the server's" });
   const concurrency = h("input", { id: "settings-max-concurrency", type: "number", min: "0", step: "1", value: settings.max_concurrency ?? "", placeholder: "8" });
+  const ordered = h("input", { id: "settings-ordered", type: "checkbox", checked: Boolean(settings.ordered) });
   const result = h("div", { id: "settings-result", class: "small" });
   const save = h("button", { type: "submit", id: "save-settings" }, "Save settings");
   const number = (input) => (input.value.trim() === "" ? 0 : Number(input.value));
@@ -185,6 +187,7 @@ function settingsForm(webhook, settings) {
             retry_schedule: { delays_seconds: delays },
             timeout_seconds: number(timeout),
             max_concurrency: number(concurrency),
+            ordered: ordered.checked,
           });
           flash("Settings saved: the next delivery uses them.", "ok");
           render();
@@ -197,12 +200,13 @@ function settingsForm(webhook, settings) {
     field("settings-retry-schedule", "Retry schedule (seconds)", retries),
     field("settings-timeout", "Timeout (seconds)", timeout),
     field("settings-max-concurrency", "Most in flight", concurrency),
+    h("label", { class: "check", for: "settings-ordered" }, ordered, "One at a time, in publish order"),
     save,
     result,
   );
   return section(
     "Delivery settings",
-    h("p", { class: "muted small" }, "Empty fields are the server's. Fewer than the most are sent at once while the receiver answers 429, 503 or times out."),
+    h("p", { class: "muted small" }, "Empty fields are the server's. Fewer than the most are sent at once while the receiver answers 429, 503 or times out. One at a time: each delivery waits until the one before it has succeeded or failed for good."),
     form,
   );
 }
@@ -327,8 +331,15 @@ function deliveryRow(delivery) {
       {},
       last ? h("div", { class: "stack" }, h("span", {}, httpStatus(last.response_status), " ", time(last.timestamp)), last.error ? h("span", { class: "muted small error-text" }, last.error) : null) : h("span", { class: "muted" }, "not sent yet"),
     ),
-    h("td", {}, delivery.next_attempt_timestamp ? time(delivery.next_attempt_timestamp) : h("span", { class: "muted" }, "—")),
+    h("td", {}, nextAttempt(delivery)),
   );
+}
+
+function nextAttempt(delivery) {
+  if (delivery.next_attempt_timestamp) return time(delivery.next_attempt_timestamp);
+  // PENDING with no next attempt: held behind an earlier delivery of its ordered webhook.
+  if (delivery.status === "PENDING") return h("span", { class: "muted", title: "Goes when the delivery before it has succeeded or failed for good" }, "waiting its turn");
+  return h("span", { class: "muted" }, "—");
 }
 
 function testDialog(webhook) {
