@@ -28,6 +28,7 @@ from bench import (
     listing,
     load,
     machine,
+    ordered,
     procs,
     report,
     scale,
@@ -53,6 +54,7 @@ SCENARIOS: dict[str, Callable[[Context], None]] = {
     "bridge": bridge.bridge,
     "console": console.console_first_page,
     "filters": filters.filter_cost,
+    "ordered": ordered.ordered_delivery,
 }
 DOCS = ROOT / "docs" / "benchmarks.md"
 # Scenarios a plain `--smoke` leaves out (`--smoke --only NAME` still runs them), and why.

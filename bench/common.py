@@ -55,6 +55,7 @@ class Settings:
     console_webhooks: int = 1_000
     console_deliveries: int = 100_000
     console_loads: int = 10
+    ordered_events: int = 1000
 
     @classmethod
     def smoke(cls) -> Settings:
@@ -82,6 +83,7 @@ class Settings:
             console_webhooks=100,
             console_deliveries=1_000,
             console_loads=2,
+            ordered_events=20,
         )
 
 
