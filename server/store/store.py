@@ -715,11 +715,9 @@ class Store:
         # against its subscribers' filters, parsed once per distinct filter.
         subscribers = {kind: self._subscribers(kind) for kind in {events[i].event for i in fresh}}
         matched = [
-            (events[i], _matching(subscribers[events[i].event], events[i].data)) for i in fresh
+            (events[i], _matching(subscribers[events[i].event][0], events[i].data)) for i in fresh
         ]
-        ordered = {
-            hook for subs in subscribers.values() for hook, _, is_ordered in subs if is_ordered
-        }
+        ordered = set().union(*(hooks for _, hooks in subscribers.values()))
         places = self._places(Counter(h for _, hooks in matched for h in hooks if h in ordered))
         rows: list[object] = []
         for i, (event, webhook_ids) in zip(fresh, matched, strict=True):
@@ -748,14 +746,12 @@ class Store:
             results[i] = results[first]
         return [r for r in results if r is not None]
 
-    def _subscribers(self, kind: Event) -> list[tuple[str, filters.Filter, bool]]:
-        """The ACTIVE webhooks subscribed to one (entity, action), with their filters and
-        whether they are ordered."""
-        cursor = self._sql(SUBSCRIBERS, (kind[0], kind[1], WebhookStatus.ACTIVE))
-        return [
-            (row[0], filters.parse(row[1]), delivery_settings.parse(row[2]).ordered)
-            for row in cursor.fetchall()
-        ]
+    def _subscribers(self, kind: Event) -> tuple[list[tuple[str, filters.Filter]], set[str]]:
+        """The ACTIVE webhooks subscribed to one (entity, action), with their filters, and
+        which of them are ordered."""
+        rows = self._sql(SUBSCRIBERS, (kind[0], kind[1], WebhookStatus.ACTIVE)).fetchall()
+        ordered = {row[0] for row in rows if delivery_settings.parse(row[2]).ordered}
+        return [(row[0], filters.parse(row[1])) for row in rows], ordered
 
     def _places(self, counts: Counter[str]) -> dict[str, Iterator[ordering.Place]]:
         """The places in line of new deliveries to ordered webhooks, `counts[webhook]` of
@@ -1392,13 +1388,13 @@ class Store:
         )
 
 
-def _matching(subscribers: list[tuple[str, filters.Filter, bool]], data: str) -> list[str]:
+def _matching(subscribers: list[tuple[str, filters.Filter]], data: str) -> list[str]:
     """The subscribers whose filter takes an event with `data` (JSON text, parsed only when
     some subscriber has a filter)."""
-    if all(f.empty for _, f, _ in subscribers):
-        return [webhook_id for webhook_id, _, _ in subscribers]
+    if all(f.empty for _, f in subscribers):
+        return [webhook_id for webhook_id, _ in subscribers]
     parsed = json.loads(data)
-    return [webhook_id for webhook_id, f, _ in subscribers if f.matches(parsed)]
+    return [webhook_id for webhook_id, f in subscribers if f.matches(parsed)]
 
 
 def _event_values(event: EventRecord) -> tuple[object, ...]:
