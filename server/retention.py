@@ -6,9 +6,9 @@ behind it. PENDING deliveries, new or retrying, are never pruned."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
+from mlflow_webhooks.server.background import Background
 from mlflow_webhooks.server.delivery.dispatcher import Db
 from mlflow_webhooks.server.store import Pruned, Store, now_ms
 
@@ -26,21 +26,11 @@ def cutoff(now: int, days: int) -> int:
     return now - days * DAY_MS
 
 
-class Retention:
+class Retention(Background):
     def __init__(self, store: Store, db: Db, days: int) -> None:
         self._store = store
         self._db = db
         self._days = days
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def prune(self) -> Pruned:
         """One pass: batch after batch until nothing past the window is left."""

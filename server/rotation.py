@@ -10,9 +10,9 @@ is taken only when there is something to remove."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
+from mlflow_webhooks.server.background import Background
 from mlflow_webhooks.server.delivery.dispatcher import Db
 from mlflow_webhooks.server.errors import Unavailable
 from mlflow_webhooks.server.store import Store, now_ms
@@ -22,21 +22,11 @@ log = logging.getLogger(__name__)
 SWEEP_INTERVAL = 5.0  # seconds
 
 
-class SecretSweep:
+class SecretSweep(Background):
     def __init__(self, store: Store, db: Db, interval: float = SWEEP_INTERVAL) -> None:
         self._store = store
         self._db = db
         self._interval = interval
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _loop(self) -> None:
         while True:
