@@ -247,11 +247,11 @@ def to_message(
 # A request's JSON is "plain" when it names only the message's own fields by their proto
 # names, with values of exactly their JSON types: strings, integers (not booleans), booleans,
 # numbers, enum names, objects of nested messages and of Struct fields, lists of those. The
-# message's constructor (C) then makes exactly what ParseDict (Python) would, in a fifth of
-# the time: 80 to 15 us for a publishEvent body, the hottest request. Anything else (JSON
-# names, unknown keys, nulls, enum numbers, int64 as strings, maps, bytes, other well-known
-# types) takes ParseDict's way, which also words every refusal; so does whatever the
-# constructor refuses.
+# message's constructor (C) then makes exactly what ParseDict (Python) would, in a third of
+# the time: 93 to 30 us for a publishEvent body with its JSON parse, the hottest request
+# (in-process, docs/benchmarks.md). Anything else (JSON names, unknown keys, nulls, enum
+# numbers, int64 as strings, maps, bytes, other well-known types) takes ParseDict's way,
+# which also words every refusal; so does whatever the constructor refuses.
 _INTEGERS = (
     FieldDescriptor.TYPE_INT32,
     FieldDescriptor.TYPE_UINT32,
