@@ -94,4 +94,14 @@ def empty_tables(database: Database) -> None:
 
     schema = database.url.rsplit("%3D", 1)[1]
     with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {', '.join(f'{schema}.{t}' for t in TABLES)}")
+        # The server's background rounds (claims, the secret sweep, ordered turns) lock rows
+        # in their own table order, so TRUNCATE, which locks every table, can meet one in a
+        # deadlock; PostgreSQL then aborts one side, and when that is the TRUNCATE it goes
+        # again (the server retries its own).
+        for attempt in range(1, 6):
+            try:
+                conn.execute(f"TRUNCATE {', '.join(f'{schema}.{t}' for t in TABLES)}")
+                return
+            except psycopg.errors.DeadlockDetected:
+                if attempt == 5:
+                    raise
