@@ -44,7 +44,7 @@ def ordered_webhook(store: Store) -> str:
 def claim(store: Store, outcomes: Sequence[Outcome] = (), every_turn: bool = False) -> list[str]:
     """Writes `outcomes` and claims whatever is due, as the worker's round does."""
     now = now_ms()
-    got = store.exchange(list(outcomes), [], "me", now, LEASE_MS, 100, set(), every_turn=every_turn)
+    got = store.exchange(list(outcomes), [], "me", now, LEASE_MS, 100, every_turn=every_turn)
     return [o.delivery_id for o in got]
 
 
@@ -112,7 +112,7 @@ def test_turning_ordering_on_queues_behind_what_is_pending_and_off_lets_all_go(
     hook = store.create_webhook(webhook()).id
     assert store.get_delivery_settings(hook) == DeliverySettings(ordered=False)
     before = [ids[0] for _, ids in store.publish_many([event() for _ in range(2)])]
-    [out] = store.claim("me", now_ms(), LEASE_MS, 1, set())
+    [out] = store.claim("me", now_ms(), LEASE_MS, 1)
     assert not out.settings.ordered
     assert set_ordered(store, hook, True) == DeliverySettings(ordered=True)
     assert set_ordered(store, hook, None) == DeliverySettings(ordered=True)  # None keeps it
@@ -144,9 +144,7 @@ def test_version_10_gains_the_line_of_ordered_webhooks(database: Database, store
     again.open()
     try:
         assert again.get_delivery_settings(hook) == DeliverySettings(ordered=False)
-        assert [o.delivery_id for o in again.claim("me", now_ms(), LEASE_MS, 10, set())] == [
-            delivery_id
-        ]
+        assert [o.delivery_id for o in again.claim("me", now_ms(), LEASE_MS, 10)] == [delivery_id]
         assert set_ordered(again, hook, True) == DeliverySettings(ordered=True)
         [(_, [first]), (_, [second])] = again.publish_many([event(), event()])
         assert sequences([first, second]) == [1, 2]
@@ -183,7 +181,7 @@ def test_publishers_and_workers_at_once_never_overlap_and_never_stall(store: Sto
                 if o.status != DeliveryStatus.PENDING:
                     ending_at[o.delivery_id] = next(clock)
             got: list[Outgoing] = store.run(
-                None, store.exchange, outcomes, [], name, now_ms(), LEASE_MS, 8, set(), None
+                None, store.exchange, outcomes, [], name, now_ms(), LEASE_MS, 8, None
             )
             at = next(clock)
             for item in got:
@@ -258,7 +256,7 @@ def test_a_turn_passed_while_a_publish_commits_reaches_its_delivery(
 
     hook = ordered_webhook(store)
     _, [first] = store.publish(event())
-    [out] = store.claim("me", now_ms(), LEASE_MS, 10, set())
+    [out] = store.claim("me", now_ms(), LEASE_MS, 10)
     checked, go = threading.Event(), threading.Event()
     publishing = threading.current_thread().name + "-publisher"
     sql = store._sql

@@ -241,7 +241,6 @@ class Dispatcher:
                 now_ms(),
                 self._lease_ms,
                 free,
-                set(),
                 lambda hook, maximum: self.pacer.allowed(hook, maximum) - held[hook],
                 self._timeout_ms,
                 every_turn,

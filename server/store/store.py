@@ -215,23 +215,18 @@ Room = Callable[[str, int], int]
 
 
 class _Fit:
-    """Which due rows one claim takes: at most `limit`, none of a busy webhook, and no more
-    of a webhook than room(webhook, its maximum concurrency) (when given). It counts what it
-    has handed out across calls, so rows another replica locked first can be given back and
-    others taken."""
+    """Which due rows one claim takes: at most `limit`, and no more of a webhook than
+    room(webhook, its maximum concurrency) (when given; 0 or less for a busy webhook). It
+    counts what it has handed out across calls, so rows another replica locked first can be
+    given back and others taken."""
 
-    def __init__(
-        self, limit: int, busy: set[str], room: Room | None, maxima: dict[str, int]
-    ) -> None:
+    def __init__(self, limit: int, room: Room | None, maxima: dict[str, int]) -> None:
         self.limit = limit
-        self._busy = busy
         self._room = room
         self._maxima = maxima  # of the webhooks with settings; the rest have the default
         self._taken: Counter[str] = Counter()
 
     def room(self, webhook_id: str) -> int:
-        if webhook_id in self._busy:
-            return 0
         if self._room is None:
             return self.limit
         maximum = self._maxima.get(webhook_id, delivery_settings.DEFAULT_MAX_CONCURRENCY)
@@ -813,18 +808,18 @@ class Store:
         now: int,
         lease_ms: int,
         limit: int,
-        busy_webhooks: set[str],
         room: Room | None = None,
         timeout_ms: int = 0,
     ) -> list[Outgoing]:
-        """Leases up to `limit` due deliveries to `owner`, skipping `busy_webhooks` and, when
-        `room` is given, taking at most room(webhook_id, its maximum concurrency, as its
-        settings say now) rows of each webhook. `lease_ms` covers an attempt of `timeout_ms`;
-        a webhook whose settings allow a longer one has its rows leased for that much longer.
-        A row whose lease expired (its process died) is due again. On PostgreSQL the rows are
-        locked with SKIP LOCKED, so replicas claiming at once never take the same row."""
+        """Leases up to `limit` due deliveries to `owner`, and, when `room` is given, at most
+        room(webhook_id, its maximum concurrency, as its settings say now) rows of each
+        webhook (0 or less: none, as for a webhook whose window is full). `lease_ms` covers
+        an attempt of `timeout_ms`; a webhook whose settings allow a longer one has its rows
+        leased for that much longer. A row whose lease expired (its process died) is due
+        again. On PostgreSQL the rows are locked with SKIP LOCKED, so replicas claiming at
+        once never take the same row."""
         with self._write():
-            return self._claim(owner, now, lease_ms, limit, busy_webhooks, room, timeout_ms)
+            return self._claim(owner, now, lease_ms, limit, room, timeout_ms)
 
     def exchange(
         self,
@@ -834,7 +829,6 @@ class Store:
         now: int,
         lease_ms: int,
         limit: int,
-        busy_webhooks: set[str],
         room: Room | None = None,
         timeout_ms: int = 0,
         every_turn: bool = False,
@@ -852,7 +846,7 @@ class Store:
                     self._next_turn(webhook_id, now)
             if limit <= 0:
                 return []
-            return self._claim(owner, now, lease_ms, limit, busy_webhooks, room, timeout_ms)
+            return self._claim(owner, now, lease_ms, limit, room, timeout_ms)
 
     def _claim(
         self,
@@ -860,7 +854,6 @@ class Store:
         now: int,
         lease_ms: int,
         limit: int,
-        busy_webhooks: set[str],
         room: Room | None,
         timeout_ms: int,
     ) -> list[Outgoing]:
@@ -875,12 +868,12 @@ class Store:
             [DeliveryStatus.PENDING, now, now, window],
         ).fetchall()
         maxima = self._maxima({hook for _, hook in due}) if room else {}
-        fits = _Fit(limit, busy_webhooks, room, maxima)
+        fits = _Fit(limit, room, maxima)
         chosen = fits.take(due, window)
         if len(chosen) < limit and len(due) == window:
             pending = DeliveryStatus.PENDING
             hooks = [h for (h,) in self._sql(PENDING_WEBHOOKS, [pending, pending]).fetchall()]
-            fits = _Fit(limit, busy_webhooks, room, self._maxima(set(hooks)) if room else {})
+            fits = _Fit(limit, room, self._maxima(set(hooks)) if room else {})
             due = self._due_by_webhook(now, fits, hooks)
             chosen = fits.take(due, len(due))
         # SQLite's write lock already excludes every other claim.
