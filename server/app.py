@@ -138,7 +138,9 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     )
     core = WebhookCore(config, store, sender)
     await core.db(store.open)
-    dispatcher = Dispatcher(store, sender, core.db, config.retry_schedule, config.delivery_timeout)
+    dispatcher = Dispatcher(
+        store, sender, core.batch_write, config.retry_schedule, config.delivery_timeout
+    )
     core.on_published = dispatcher.wake
     core.on_deleted = dispatcher.forget
 

@@ -42,6 +42,7 @@ from mlflow_webhooks.server.store import (
     Store,
     WebhookRecord,
     WebhookStatus,
+    WriteLockBusy,
     now_ms,
     time_ordered_id,
 )
@@ -82,6 +83,10 @@ WRITE_THREADS = 4
 # another connection has written since), where four connections taking turns read back
 # from the file the pages each other wrote.
 SQLITE_WRITE_THREADS = 1
+# Batched writes commit on the event loop when SQLite's lock is free (Store.run_at_once),
+# skipping SQLite's automatic checkpoints there: the write thread checkpoints once the
+# write-ahead log holds this much, SQLite's own threshold (1,000 pages of 4 KiB).
+CHECKPOINT_BYTES = 4 * 1024 * 1024
 CONNECTIONS = READ_THREADS + WRITE_THREADS + 1
 UNAVAILABLE = "The database is not answering right now; retry the call shortly."
 
@@ -108,6 +113,7 @@ class WebhookCore:
         self._publishes: GroupCommit[EventRecord, tuple[str, list[str]]] = GroupCommit(
             self._publish_batch
         )
+        self._checkpoint: asyncio.Future[None] | None = None
 
     def close(self) -> None:
         # A probe stuck on an unreachable database is not waited for.
@@ -118,6 +124,36 @@ class WebhookCore:
     async def db(self, fn: Callable[..., T], *args: object) -> T:
         """Runs a store method that may write, within --db-timeout of now."""
         return await self._call(self._writes, time.monotonic(), fn, *args)
+
+    async def batch_write(
+        self, fn: Callable[..., T], *args: object, since: float | None = None
+    ) -> T:
+        """Runs a store method that writes a batch in ONE transaction (a group commit's
+        publishes, the delivery worker's round), within --db-timeout of `since` (default
+        now). On SQLite it runs right here on the event loop when the write lock is free at
+        once: these writes come many times a second, and handing each to the write thread
+        and back cost more than the transaction itself (docs/benchmarks.md). When the lock
+        is taken it goes to the write thread, which waits for it, as every other write."""
+        since = time.monotonic() if since is None else since
+        if self._store.is_sqlite:
+            try:
+                result = self._store.run_at_once(fn, *args)
+            except WriteLockBusy:
+                pass
+            except DatabaseUnavailable as e:
+                raise _unavailable(fn, e) from None
+            else:
+                self._checkpoint_now_and_then()
+                return result
+        return await self._call(self._writes, since, fn, *args)
+
+    def _checkpoint_now_and_then(self) -> None:
+        if self._store.log_bytes() < CHECKPOINT_BYTES:
+            return
+        if self._checkpoint is not None and not self._checkpoint.done():
+            return
+        self._checkpoint = asyncio.ensure_future(self.db(self._store.checkpoint))
+        self._checkpoint.add_done_callback(_log_checkpoint)
 
     async def read(self, fn: Callable[..., T], *args: object) -> T:
         """A point read (one row, one page). On SQLite it runs right here on the event loop:
@@ -368,7 +404,7 @@ class WebhookCore:
         written: dict[str, tuple[str, list[str]] | AlreadyExists] = {}
         if fresh:
             since = time.monotonic() - (now - min(r.creation_timestamp for r in fresh)) / 1000
-            published = await self._call(self._writes, since, self._store.publish_many, fresh)
+            published = await self.batch_write(self._store.publish_many, fresh, since=since)
             written = {r.id: result for r, result in zip(fresh, published, strict=True)}
             if any(not isinstance(p, Exception) and p[1] for p in published):
                 self.on_published()
@@ -528,6 +564,14 @@ def _unavailable(fn: Callable[..., object], error: Exception) -> Unavailable:
         )
     log.warning("database unavailable in %s: %s", getattr(fn, "__name__", fn), error)
     return Unavailable(UNAVAILABLE)
+
+
+def _log_checkpoint(done: asyncio.Future[None]) -> None:
+    """A checkpoint that failed is tried again after the next batch write; the database
+    being away was logged by db() already."""
+    error = None if done.cancelled() else done.exception()
+    if error is not None and not isinstance(error, Unavailable):
+        log.error("checkpointing the SQLite write-ahead log failed: %s", error)
 
 
 def _event_record(

@@ -10,6 +10,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +22,14 @@ from cryptography.fernet import Fernet
 
 from mlflow_webhooks.generated import webhooks_pb2 as pb
 from mlflow_webhooks.server.errors import Code, InvalidArgument
-from mlflow_webhooks.server.store import SCHEMA_VERSION, Store, WebhookRecord, now_ms
+from mlflow_webhooks.server.store import (
+    SCHEMA_VERSION,
+    EventRecord,
+    Store,
+    WebhookRecord,
+    WriteLockBusy,
+    now_ms,
+)
 from mlflow_webhooks.server.store import models as m
 from mlflow_webhooks.server.store.secrets import SecretKeyError
 from tests.support import ROOT
@@ -505,7 +513,7 @@ def test_a_full_disk_is_reported_as_such(db: Path) -> None:
     """SQLite rolls back by itself when the disk is full; the error says the disk is full,
     not that peewee's own rollback then found no transaction. SQLite's max_page_count stands
     in for the disk: it fails writes with SQLITE_FULL exactly as a full disk does."""
-    from mlflow_webhooks.server.store import DiskFull, EventRecord
+    from mlflow_webhooks.server.store import DiskFull
 
     def big_event() -> EventRecord:
         return EventRecord(
@@ -529,3 +537,129 @@ def test_a_full_disk_is_reported_as_such(db: Path) -> None:
         # Once there is room again, writes go on.
         store.db.execute_sql("PRAGMA max_page_count = 1073741823")
         store.publish(big_event())
+
+
+# -- batched writes on the event loop (Store.run_at_once) ---------------------------------
+
+
+def an_event() -> EventRecord:
+    return EventRecord(
+        id=str(uuid.uuid4()),
+        event=MV_CREATED,
+        data="{}",
+        occurred_at="2026-01-01T00:00:00+00:00",
+        creation_timestamp=now_ms(),
+        payload="{}",
+    )
+
+
+def deliveries(db: Path) -> int:
+    [(count,)] = raw(db, "SELECT COUNT(*) FROM deliveries")
+    return int(count)  # type: ignore[call-overload]
+
+
+def test_a_batch_write_runs_at_once_when_the_lock_is_free(db: Path) -> None:
+    with opened(db) as store:
+        store.create_webhook(record())
+        [(_, ids)] = store.run_at_once(store.publish_many, [an_event()])
+        assert len(ids) == 1 and deliveries(db) == 1
+        # Its connection leaves checkpoints to Store.checkpoint, on the write thread.
+        assert store.db.execute_sql("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+
+
+def test_a_batch_write_is_refused_unwritten_while_another_process_holds_the_lock(
+    db: Path,
+) -> None:
+    """Refused at once, not after the busy timeout (a minute here: waiting for it would end
+    in a timeout error, not WriteLockBusy), and its connection waits again afterwards."""
+    store = Store(url_of(db), None, timeout=60)
+    try:
+        store.open()
+        store.create_webhook(record())
+        holder = sqlite3.connect(db, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(WriteLockBusy):
+                store.run_at_once(store.publish_many, [an_event()])
+        finally:
+            holder.rollback()
+            holder.close()
+        assert deliveries(db) == 0
+        assert store.db.execute_sql("PRAGMA busy_timeout").fetchone()[0] == 60_000
+        store.run(None, store.publish_many, [an_event()])
+        assert deliveries(db) == 1
+    finally:
+        store.close()
+
+
+def test_a_batch_write_is_refused_while_this_process_writes(db: Path) -> None:
+    """The write thread holds the lock mid-transaction: the event loop's write goes to it
+    instead of waiting on the loop."""
+    with opened(db) as store:
+        store.create_webhook(record())
+        inside, release = threading.Event(), threading.Event()
+
+        def write_slowly() -> None:
+            with store._write():
+                inside.set()
+                assert release.wait(10)
+
+        writer = threading.Thread(target=write_slowly)
+        writer.start()
+        try:
+            assert inside.wait(10)
+            with pytest.raises(WriteLockBusy):
+                store.run_at_once(store.publish_many, [an_event()])
+        finally:
+            release.set()
+            writer.join(10)
+        assert deliveries(db) == 0
+        store.run_at_once(store.publish_many, [an_event()])
+        assert deliveries(db) == 1
+
+
+def test_batch_writes_leave_checkpoints_to_the_write_thread(db: Path) -> None:
+    """Past SQLite's automatic threshold (1,000 pages of log), a batch write on the event
+    loop still copies nothing into the database file: that syncs the file, which the loop
+    must not wait for; Store.checkpoint, on the write thread, does it."""
+    with opened(db) as store:
+        store.create_webhook(record())
+        store.checkpoint()
+        before = db.stat().st_size
+        for _ in range(100):  # ~5 MB, over 1,000 pages of 4 KiB
+            store.run_at_once(store.publish_many, [replace(an_event(), payload="x" * 50_000)])
+        assert db.stat().st_size == before
+        store.checkpoint()
+        assert db.stat().st_size > before + 4_000_000
+
+
+async def test_the_servers_log_stays_bounded_under_batch_writes(tmp_path: Path) -> None:
+    """Publishes commit on the event loop without SQLite's automatic checkpoints; the server
+    checkpoints on its write thread every so many, so the write-ahead log does not grow
+    with what is published (here about 16 MB: 400 events stored with their 40 KB bodies)."""
+    import aiohttp
+
+    from tests.support import own_server
+
+    server = own_server(tmp_path)
+    try:
+        url = f"{server.http_url}/api/2.0/mlflow/webhook-events"
+        body = {
+            "event": {"entity": "MODEL_VERSION", "action": "CREATED"},
+            "data": {
+                "name": "churn",
+                "version": "3",
+                "source": "models:/churn/3",
+                "run_id": None,
+                "tags": {},
+                "description": "x" * 20_000,
+            },
+        }
+        async with aiohttp.ClientSession() as http:
+            for _ in range(400):
+                async with http.post(url, json=body) as response:
+                    assert response.status == 200, await response.text()
+        log = tmp_path / "webhooks.db-wal"
+        assert log.stat().st_size < 8_000_000
+    finally:
+        assert server.stop() == 0

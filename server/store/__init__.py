@@ -4,6 +4,7 @@ its page tokens and its connection set-up in small modules of their own."""
 from mlflow_webhooks.server.store.connection import (
     DatabaseUnavailable,
     DiskFull,
+    WriteLockBusy,
     open_database,
     sqlite_path,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "Store",
     "WebhookRecord",
     "WebhookStatus",
+    "WriteLockBusy",
     "decode_cursor",
     "encode_cursor",
     "now_ms",

@@ -42,6 +42,17 @@ def unmasked(error: pw.OperationalError) -> pw.OperationalError:
     return cause if isinstance(cause, pw.OperationalError) else error
 
 
+def is_busy(error: pw.OperationalError) -> bool:
+    """SQLite answered SQLITE_BUSY: another connection holds the lock it asked for."""
+    original = error.__context__ if error.__context__ is not None else error
+    return getattr(original, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+
+
+class WriteLockBusy(Exception):
+    """A write that may not wait found SQLite's write lock taken (Store.run_at_once). Not a
+    DatabaseUnavailable: the database is fine, the write just goes to the write thread."""
+
+
 # What the database raises when it cannot answer now (down, locked past the timeout): worth
 # retrying, unlike a bug.
 DatabaseUnavailable = (pw.OperationalError, pw.InterfaceError)
@@ -49,6 +60,10 @@ DatabaseUnavailable = (pw.OperationalError, pw.InterfaceError)
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "synchronous": "normal",
+    # When the write-ahead log starts over after a checkpoint, its file is cut back to 1 MiB:
+    # a burst does not leave a large file behind, and the file's size then says how much the
+    # log holds (the core checkpoints by it: Store.log_bytes).
+    "journal_size_limit": 1024 * 1024,
     "foreign_keys": 1,
 }
 

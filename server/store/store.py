@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import threading
 import time
 from collections import Counter
@@ -29,6 +30,8 @@ from mlflow_webhooks.server.store.connection import (
     DEFAULT_TIMEOUT,
     DatabaseTimeout,
     DatabaseUnavailable,
+    WriteLockBusy,
+    is_busy,
     open_database,
     sqlite_path,
     unmasked,
@@ -280,6 +283,7 @@ class Store:
     ) -> None:
         path = sqlite_path(database_url)
         self.is_sqlite = path is not None
+        self._path = None if path == ":memory:" else path
         self.timeout = timeout
         # SQLite has one writer at a time. This process's threads queue for it here rather
         # than in SQLite's busy handler, which polls with sleeps of up to 100 ms; never
@@ -384,6 +388,51 @@ class Store:
         finally:
             self._call.deadline = None
 
+    def run_at_once(self, fn: Callable[..., T], *args: object) -> T:
+        """SQLite: runs `fn`, a store method of ONE write transaction, in this thread if the
+        write lock is free at once, and raises WriteLockBusy, with nothing written, when this
+        process's write thread or another process holds it. The core runs its batched writes
+        so on the event loop: handing them to the write thread and back cost more than the
+        transaction (docs/benchmarks.md). This thread's connection leaves checkpoints to
+        checkpoint(), which the core runs on the write thread: a checkpoint syncs the
+        database file to disk, which the event loop must not wait for."""
+        connection = self.db.connection()
+        if getattr(self._call, "without_checkpoints", None) is not connection:
+            connection.execute("PRAGMA wal_autocheckpoint = 0")
+            self._call.without_checkpoints = connection  # a reopened connection needs it again
+        self._call.at_once = True
+        try:
+            return self.run(None, fn, *args)
+        finally:
+            self._call.at_once = False
+
+    def checkpoint(self) -> None:
+        """Copies the write-ahead log into the database file as far as no reader needs it
+        (SQLite's PASSIVE checkpoint), so the log does not grow while the writes run_at_once
+        commits skip SQLite's automatic checkpoints. It holds this process's writes off
+        meanwhile, as an automatic checkpoint does: SQLite starts the log over at the next
+        write only once everything in it is copied."""
+        self._take_writer()
+        try:
+            self.db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            self._writer.release()
+
+    def log_bytes(self) -> int:
+        """The size of SQLite's write-ahead log file: what it holds since it last started
+        over, once past its journal_size_limit (server/store/connection.py)."""
+        try:
+            return os.stat(f"{self._path}-wal").st_size if self._path else 0
+        except FileNotFoundError:
+            return 0
+
+    def _take_writer(self) -> None:
+        """This process's turn at SQLite's write lock, within the call's time left."""
+        if not self._writer.acquire(timeout=max(0.0, self._left())):
+            raise DatabaseTimeout(
+                f"the database's write lock was busy for {self.timeout:g} s (--db-timeout)"
+            )
+
     def _left(self) -> float:
         """Seconds this thread's call may still wait on the database."""
         deadline = getattr(self._call, "deadline", None)
@@ -404,11 +453,13 @@ class Store:
                     )
                 yield
             return
-        if not self._writer.acquire(timeout=max(0.0, self._left())):
-            raise DatabaseTimeout(
-                f"the database's write lock was busy for {self.timeout:g} s (--db-timeout)"
-            )
-        left = self._left()
+        at_once = getattr(self._call, "at_once", False)
+        if at_once:
+            if not self._writer.acquire(blocking=False):
+                raise WriteLockBusy("this process's write thread holds the write lock")
+        else:
+            self._take_writer()
+        left = 0.0 if at_once else self._left()
         shortened = left < self.timeout - SHORTENED
         try:
             if shortened:  # the busy timeout covers what is left after this process's queue
@@ -420,6 +471,9 @@ class Store:
                 with self.db.atomic("IMMEDIATE"):
                     yield
             except pw.OperationalError as e:
+                if at_once and is_busy(e):
+                    # Another process holds the lock; the transaction rolled back.
+                    raise WriteLockBusy("another process holds the write lock") from None
                 cause = unmasked(e)
                 if cause is e:
                     raise
@@ -430,7 +484,9 @@ class Store:
             self._writer.release()
 
     def _busy_timeout(self, seconds: float) -> None:
-        self.db.connection().execute(f"PRAGMA busy_timeout = {max(1, int(seconds * 1000))}")
+        """0: no wait at all (run_at_once); otherwise at least 1 ms."""
+        ms = 0 if seconds == 0 else max(1, int(seconds * 1000))
+        self.db.connection().execute(f"PRAGMA busy_timeout = {ms}")
 
     def ping(self) -> None:
         """The health probe: proves, within the call's deadline, that the database answers
