@@ -1,5 +1,6 @@
-"""Adaptive concurrency, in-process: the AIMD rule one answer at a time, the Pacer's
-bookkeeping, and a simulated receiver of fixed capacity that the window settles below."""
+"""Adaptive concurrency, in-process: slow start and the AIMD rule one answer at a time, the
+Pacer's bookkeeping, and a simulated receiver of fixed capacity that the window settles
+below."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ import random
 import pytest
 
 from mlflow_webhooks.server.delivery import aimd
-from mlflow_webhooks.server.delivery.aimd import FIRST_PROBE, Pacer, Sent, Signal, Window, after
+from mlflow_webhooks.server.delivery.aimd import (
+    FIRST_PROBE,
+    SLOW_START,
+    Pacer,
+    Sent,
+    Signal,
+    Window,
+    after,
+)
 
 FAST, OVERLOAD, NEUTRAL = Signal.FAST, Signal.OVERLOAD, Signal.NEUTRAL
 
@@ -32,8 +41,59 @@ def test_signal_of(status: int | None, timed_out: bool, signal: Signal) -> None:
     assert aimd.signal_of(status, timed_out) is signal
 
 
-def test_fast_answers_keep_a_fresh_window_at_the_maximum() -> None:
-    """Without overloads the window is the maximum from the start: as before AIMD."""
+def full_round(window: Window, maximum: int) -> Window:
+    """Fast answers to a window's worth of attempts that each filled it (as from a sender
+    that refills every slot as soon as it frees)."""
+    for position in range(1, window.allowed(maximum) + 1):
+        window = after(window, FAST, Sent(position, window.epoch, full=True), maximum)
+    return window
+
+
+def test_a_new_window_starts_small() -> None:
+    assert SLOW_START == 4
+    assert Window.new(32) == Window(4.0) and Window.new(32).allowed(32) == 4
+    assert Pacer().allowed("w", 32) == SLOW_START  # never sent to: not its maximum
+
+
+@pytest.mark.parametrize("maximum", [1, 2, 3, 4])
+def test_a_small_maximum_is_the_start(maximum: int) -> None:
+    assert Window.new(maximum).allowed(maximum) == maximum
+    assert Pacer().allowed("w", maximum) == maximum
+    assert full_round(Window.new(maximum), maximum) == Window(float(maximum))
+
+
+@pytest.mark.parametrize(
+    ("maximum", "sizes"), [(32, [8, 16, 32, 32]), (20, [8, 16, 20, 20]), (6, [6, 6])]
+)
+def test_slow_start_doubles_each_full_round_up_to_the_maximum(
+    maximum: int, sizes: list[int]
+) -> None:
+    """Each fast success of an attempt that filled the window adds a whole slot."""
+    window, grown = Window.new(maximum), []
+    for _ in sizes:
+        window = full_round(window, maximum)
+        grown.append(window.size)
+    assert grown == sizes
+    assert window.ceiling is None and window.epoch == 0  # no overload: still in slow start
+
+
+def test_slow_start_ends_at_the_first_overload() -> None:
+    """From 16 the receiver refuses the sixteenth: the window halves to 8, learns its
+    ceiling (15), and from then on grows by one slot per window's worth of fast answers, not
+    by one per answer."""
+    window = full_round(full_round(Window.new(32), 32), 32)
+    assert window.size == 16.0
+    window = after(window, OVERLOAD, Sent(16, 0, full=True), 32)
+    assert (window.size, window.ceiling, window.epoch) == (8.0, 15, 1)
+    window = full_round(window, 32)
+    assert window.size == pytest.approx(9.0)
+    # A success on the wire while the window was full, but which did not fill it, no longer
+    # counts: that was slow start's rule alone.
+    later = Sent(3, 1, full=False, filled_later=True)
+    assert after(window, FAST, later, 32) == window
+
+
+def test_a_window_at_its_maximum_stays_there() -> None:
     window = Window(8.0)
     for _ in range(100):
         window = after(window, FAST, Sent(8, 0, full=True), 8)
@@ -105,11 +165,29 @@ def test_the_wait_between_probes_is_bounded() -> None:
     assert window.probe_after == aimd.MAX_PROBE
 
 
-def test_successes_with_slots_to_spare_do_not_grow_the_window() -> None:
-    window = Window(2.0, ceiling=6)
+@pytest.mark.parametrize("window", [Window(2.0, ceiling=6), Window.new(32)])
+def test_successes_with_slots_to_spare_do_not_grow_the_window(window: Window) -> None:
+    grown = window
     for _ in range(50):
-        window = after(window, FAST, Sent(1, 0, full=False), 8)
-    assert window == Window(2.0, ceiling=6)
+        grown = after(grown, FAST, Sent(1, 0, full=False), 8)
+    assert grown == window
+
+
+def test_in_slow_start_a_success_on_the_wire_while_the_window_was_full_counts() -> None:
+    """Attempts claimed together go out one by one; only the last fills the window, but
+    all were on the wire when it was full: each success counts, so the window doubles."""
+    pacer = Pacer()
+    sent = [pacer.sending("w", 32) for _ in range(SLOW_START)]
+    assert [s.full for s in sent] == [False] * (SLOW_START - 1) + [True]
+    for one in sent:
+        pacer.answered("w", one, FAST, 32)
+    assert pacer.allowed("w", 32) == 2 * SLOW_START
+    # A burst that never fills the window says nothing of it.
+    for _ in range(3):
+        burst = [pacer.sending("w", 32) for _ in range(2 * SLOW_START - 1)]
+        for one in burst:
+            pacer.answered("w", one, FAST, 32)
+    assert pacer.allowed("w", 32) == 2 * SLOW_START
 
 
 def test_other_failures_change_nothing() -> None:
@@ -122,37 +200,43 @@ def test_never_above_the_maximum_even_when_it_is_lowered() -> None:
     assert window.allowed(2) == 2  # the webhook's maximum changed to 2
     window = after(window, FAST, Sent(2, 0, full=True), 2)
     assert window.allowed(2) == 2
-    grown = Window(3.0)
+    grown = Window(3.0, ceiling=8, epoch=1)
     for _ in range(20):
-        grown = after(grown, FAST, Sent(3, 0, full=True), 4)
+        grown = after(grown, FAST, Sent(3, 1, full=True), 4)
     assert grown.size == 4.0  # a raised maximum is reached additively, then held
+    started = full_round(Window(3.0), 4)
+    assert started.size == 4.0  # or, in slow start, by whole slots
 
 
 def test_pacer_counts_the_wire_and_feeds_the_window() -> None:
     pacer = Pacer()
-    assert pacer.allowed("w", 8) == 8  # never sent to: its maximum
-    sent = [pacer.sending("w", 8) for _ in range(8)]
-    assert [s.position for s in sent] == list(range(1, 9))
-    assert [s.full for s in sent] == [False] * 7 + [True]
-    assert pacer.windows() == [("w", 8, 8)]
-    pacer.answered("w", sent[7], OVERLOAD, 8)
-    assert pacer.allowed("w", 8) == 4  # halved (the ceiling, seven, is higher)
-    assert pacer.windows() == [("w", 4, 7)]
+    assert pacer.allowed("w", 8) == 4  # never sent to: slow start's
+    sent = [pacer.sending("w", 8) for _ in range(4)]
+    assert [s.position for s in sent] == list(range(1, 5))
+    assert [s.full for s in sent] == [False] * 3 + [True]
+    assert pacer.windows() == [("w", 4, 4)]
+    pacer.answered("w", sent[3], OVERLOAD, 8)
+    assert pacer.allowed("w", 8) == 2  # halved (the ceiling, three, is higher)
+    assert pacer.windows() == [("w", 2, 3)]
 
 
 def test_pacer_forgets_deleted_and_idle_webhooks() -> None:
     now = [0.0]
     pacer = Pacer(clock=lambda: now[0])
-    kept, idle, deleted = (pacer.sending(hook, 4) for hook in ("kept", "idle", "deleted"))
-    pacer.answered("idle", idle, OVERLOAD, 4)
+    kept, idle, deleted = (pacer.sending(hook, 32) for hook in ("kept", "idle", "deleted"))
+    pacer.answered("idle", idle, OVERLOAD, 32)
+    assert pacer.allowed("idle", 32) == 1  # its ceiling: it was refused its first
     pacer.forget("deleted")
-    pacer.answered("deleted", deleted, FAST, 4)  # its answer after the delete is dropped
+    pacer.answered("deleted", deleted, FAST, 32)  # its answer after the delete is dropped
     assert [w[0] for w in pacer.windows()] == ["idle", "kept"]
     now[0] = Pacer.IDLE + 1
     # "kept" still has an attempt on the wire; "idle" has had none for IDLE seconds.
-    assert pacer.windows() == [("kept", 4, 1)]
-    assert pacer.allowed("idle", 4) == 4  # starts over at its maximum
-    pacer.answered("kept", kept, FAST, 4)
+    assert pacer.windows() == [("kept", SLOW_START, 1)]
+    assert pacer.allowed("idle", 32) == SLOW_START  # starts over, in slow start
+    again = pacer.sending("idle", 32)
+    assert pacer.windows()[0] == ("idle", SLOW_START, 1)
+    pacer.answered("idle", again, FAST, 32)
+    pacer.answered("kept", kept, FAST, 32)
 
 
 def simulate(capacity: int, maximum: int, deliveries: int, seed: int) -> list[int]:

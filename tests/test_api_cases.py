@@ -991,7 +991,7 @@ SETTINGS_CASES = [
     invalid_settings(
         "settings-negative-concurrency",
         "settings.max_concurrency is -1; it must be 1 to 32 (--max-webhook-concurrency), or 0 "
-        "for the server's, 8.",
+        "for the server's, 32.",
         max_concurrency=-1,
     ),
     # One bad part refuses the whole call: the good parts are not stored either.

@@ -24,6 +24,7 @@ from mlflow_webhooks.generated import webhook_delivery_pb2 as dpb
 from mlflow_webhooks.generated import webhook_delivery_pb2_grpc as dpb_grpc
 from mlflow_webhooks.generated import webhooks_pb2 as pb
 from mlflow_webhooks.generated import webhooks_pb2_grpc as pb_grpc
+from mlflow_webhooks.server.delivery import aimd
 from mlflow_webhooks.server.events import EVENTS
 from tests.conftest import PERMISSIVE
 from tests.support import Receiver, ServerProcess, run_server
@@ -429,7 +430,8 @@ async def test_kill_9_loses_nothing(tmp_path: Path, rx: Receiver) -> None:
     try:
         async with grpc.aio.insecure_channel(server.grpc_address) as channel:
             api = make_api(server, channel)
-            # 8 in flight at 0.2 s each: about 40 a second, so 150 take seconds to drain.
+            # 0.2 s each, 4 at once at first, doubling each round trip up to 32: 150 take
+            # over a second to drain, and the kill comes after the first 10.
             await api.webhook(f"{rx.url}/delay/0.2")
             answers = await asyncio.gather(*(api.publish() for _ in range(150)))
             published = [d for answer in answers for d in answer.delivery_ids]
@@ -505,8 +507,8 @@ async def test_every_event_type_publishes_over_rest(api: Api, rx: Receiver) -> N
 
 
 async def test_a_slow_webhook_holds_at_most_its_share_of_slots(tmp_path: Path) -> None:
-    """However many of its deliveries one claim returns, a webhook has at most 8 in flight
-    (the rest are handed back), so the others keep the remaining slots."""
+    """However many of its deliveries one claim returns, a webhook has at most its window in
+    flight (the rest are handed back), so the others keep the remaining slots."""
     receiver = await Receiver().start()
     server = run_server(
         tmp_path,
@@ -529,9 +531,9 @@ async def test_a_slow_webhook_holds_at_most_its_share_of_slots(tmp_path: Path) -
                 await asyncio.wait_for(
                     receiver.arrived.wait_for(lambda: len(receiver.bodies("/ok")) >= 40), 20
                 )
-            # The slow ones never answer within the test: exactly the per-webhook limit of
-            # them were sent, each once.
-            assert len(receiver.delivery_ids("/slow")) == 8
+            # The slow ones never answer within the test, so the window stays at its start:
+            # exactly that many of them were sent, each once.
+            assert len(receiver.delivery_ids("/slow")) == aimd.SLOW_START
     finally:
         await receiver.stop()
         assert server.stop() == 0

@@ -24,11 +24,14 @@ from mlflow_webhooks.generated import webhook_delivery_pb2 as dpb
 from mlflow_webhooks.generated import webhook_delivery_pb2_grpc as dpb_grpc
 from mlflow_webhooks.generated import webhooks_pb2 as pb
 from mlflow_webhooks.generated import webhooks_pb2_grpc as pb_grpc
+from mlflow_webhooks.server.delivery import aimd
 from tests.support import Receiver, ServerProcess, own_server
 
 MV_CREATED = pb.WebhookEvent(entity=pb.MODEL_VERSION, action=pb.CREATED)
 SERVER_SCHEDULE = 30.0
-CAPACITY = 4  # the capped receiver refuses (429) any request beyond this many in flight
+# The capped receiver refuses (429) any request beyond this many in flight: more than a new
+# webhook's window, less than the default maximum, so slow start finds it.
+CAPACITY = 6
 
 
 SERVER_ARGS = ("--retry-schedule", f"{SERVER_SCHEDULE:g},{SERVER_SCHEDULE:g}")
@@ -211,24 +214,28 @@ def succeeded(receiver: CountingReceiver) -> collections.Counter[str]:
 async def test_adaptive_concurrency_settles_within_the_receivers_capacity(
     api: Api, counting: CountingReceiver
 ) -> None:
-    """A receiver that answers 429 to any request beyond 4 in flight. While it holds the
-    first ones, the window learns its capacity; once it answers, the service keeps at most
-    4 in flight but for the rare probe of a fifth, every event is delivered exactly once,
-    and /metrics shows the webhook's window until the webhook is deleted."""
+    """A receiver that answers 429 to any request beyond 6 in flight. A new webhook is sent
+    4 at once (slow start), which the receiver holds; once it answers, the window grows
+    past 6 until the first refusals, and from then on the service keeps at most 6 in flight
+    but for the rare probe of a seventh. Every event is delivered exactly once, and /metrics
+    shows the webhook's window until the webhook is deleted."""
     events = 200
     # Retries 0.2 s apart, so a refused delivery soon goes again (the server's are 30 s).
     hook = await api.webhook(f"{counting.url}/capped", retry_schedule=[0.2] * 20)
     delivery_ids = await api.publish(events)
     assert len(delivery_ids) == events
-    await counting.until(lambda: counting.in_flight == CAPACITY)
+    await counting.until(lambda: counting.in_flight == aimd.SLOW_START)
+    assert (await api.windows())[hook] == (aimd.SLOW_START, aimd.SLOW_START)
     counting.gate.set()
-    opened = len(counting.arrivals)
     await counting.until(lambda: len(succeeded(counting)) == events)
     assert succeeded(counting) == collections.Counter(delivery_ids)  # each exactly once
+    # Slow start went past the capacity, and so learned it.
+    assert any(a.status == 429 for a in counting.arrivals)
 
-    # Warm-up: what the window did before the gate opened, and the first answers after.
-    measured = [a.in_flight for a in counting.arrivals[opened + 20 :]]
-    assert len(measured) >= events - 20 - CAPACITY
+    # Warm-up: slow start and its overshoot, the first answers after the gate opened.
+    warm_up = 30
+    measured = [a.in_flight for a in counting.arrivals[warm_up:]]
+    assert len(measured) >= events - warm_up
     over = [n for n in measured if n > CAPACITY]
 
     assert max(measured) <= CAPACITY + 1, over  # a probe tries one more, never two

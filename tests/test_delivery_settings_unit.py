@@ -94,7 +94,7 @@ def test_stored_form_round_trips(given: DeliverySettings) -> None:
             None,
             -1,
             "settings.max_concurrency is -1; it must be 1 to 16 (--max-webhook-concurrency), "
-            "or 0 for the server's, 8.",
+            "or 0 for the server's, 32.",
         ),
         (None, None, 17, "settings.max_concurrency is 17; it must be 1 to 16"),
     ],

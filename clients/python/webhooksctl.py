@@ -332,7 +332,7 @@ def cmd_settings(client: WebhooksClient, args: argparse.Namespace) -> Result:
                 "max_concurrency",
                 str(settings.max_concurrency)
                 if settings.HasField("max_concurrency")
-                else "the server's (8)",
+                else "the server's (32)",
             ),
             (
                 "ordered",
@@ -726,7 +726,7 @@ def parser() -> argparse.ArgumentParser:
         "--max-concurrency",
         type=_or_default(int, 0),
         metavar="N|default",
-        help="most attempts in flight at once, per server process; default: the server's (8)",
+        help="most attempts in flight at once, per server process; default: the server's (32)",
     )
     order = p.add_mutually_exclusive_group()
     order.add_argument(

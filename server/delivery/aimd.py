@@ -1,14 +1,20 @@
 """Adaptive concurrency per receiver: how many deliveries to one webhook may be in flight,
-by additive increase and multiplicative decrease (AIMD), as TCP paces a connection.
+by slow start, then additive increase and multiplicative decrease (AIMD), as TCP paces a
+connection.
 
-A webhook's window starts at its maximum, so a receiver that keeps answering well is sent to
-exactly as it would be without it. An overload signal (429, 503, a timeout) halves the
-window, once per round: the other answers to attempts sent under the old window say nothing
-new. Each fast success (a 2xx, which by definition came within the timeout) adds 1/window,
-so a window's worth of them adds one; only successes of attempts that filled the window
-count, as a window that is not used is not tried. It never goes below 1 nor above the
-maximum. Other failures (a 500, a refused connection) say nothing about load and change
-nothing.
+A new webhook's window is SLOW_START (its maximum, if that is smaller): nothing is known yet
+of its receiver. Until the first overload each fast success (a 2xx, which by definition came
+within the timeout) adds a whole 1, so a window's worth of them doubles it: at the default
+maximum, a receiver that keeps answering well is sent 4 at once, then 8, 16 and 32, about one
+step per round trip. Only successes that tried the window count, as a window that is not used
+is not tried: in slow start, of attempts on the wire while it was full; after it, of attempts
+that filled it. It never goes below 1 nor above the maximum.
+
+An overload signal (429, 503, a timeout) ends the slow start, for as long as the Pacer keeps
+the window, and halves the window, once per round: the other answers to attempts sent under
+the old window say nothing new. From then on each fast success adds 1/window, so a window's
+worth of them adds one. Other failures (a 500, a refused connection) say nothing about load
+and change nothing.
 
 It also remembers the level that overloaded the receiver (the attempts on the wire when the
 overloaded one went out, less one): the window grows back to that ceiling and stays there.
@@ -27,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import Enum
 
+SLOW_START = 4  # a new webhook's window, before any answer from its receiver
 DECREASE = 0.5  # the window is multiplied by this on an overload
 FIRST_PROBE = 16  # fast successes at the ceiling before the first probe above it
 MAX_PROBE = 1024  # the longest run between probes
@@ -50,10 +57,16 @@ def signal_of(status: int | None, timed_out: bool) -> Signal:
 @dataclass(frozen=True)
 class Window:
     size: float  # attempts allowed in flight; its whole part counts
-    ceiling: int | None = None  # the highest level known not to overload; None: not found
+    # The highest level known not to overload; None: no overload yet, so in slow start.
+    ceiling: int | None = None
     probe_after: int = FIRST_PROBE  # fast successes at the ceiling before a probe
     streak: int = 0  # fast successes at the ceiling so far
     epoch: int = 0  # decreases so far
+
+    @classmethod
+    def new(cls, maximum: int) -> Window:
+        """A window for a receiver nothing is known of."""
+        return cls(float(min(SLOW_START, maximum)))
 
     def allowed(self, maximum: int) -> int:
         return max(1, min(int(self.size), maximum))
@@ -66,6 +79,9 @@ class Sent:
     position: int  # the webhook's attempts on the wire, this one included
     epoch: int
     full: bool  # it filled the window: only then does its success say the window can grow
+    fills: int = 0  # how often the webhook's window had been filled, this one's included
+    # Set on its answer: the window was filled by a later attempt while this one was out.
+    filled_later: bool = False
 
 
 def after(window: Window, signal: Signal, sent: Sent, maximum: int) -> Window:
@@ -83,13 +99,19 @@ def after(window: Window, signal: Signal, sent: Sent, maximum: int) -> Window:
             probe_after=min(window.probe_after * 2, MAX_PROBE) if probing else FIRST_PROBE,
             epoch=window.epoch + 1,
         )
-    if signal is Signal.NEUTRAL or not sent.full:
+    # In slow start, as in TCP's, it is enough that the window was filled while the attempt
+    # was out: attempts claimed together go out one by one, and only the last fills it, so
+    # counting that one alone would add a slot per round trip, not double the window.
+    tried = sent.full or (window.ceiling is None and sent.filled_later)
+    if signal is Signal.NEUTRAL or not tried:
         # A success with slots to spare says nothing of a larger window (without this, a
         # webhook with little traffic would grow a window it never tried).
         return window
     top = maximum if window.ceiling is None else min(window.ceiling, maximum)
     if window.size < top:
-        return replace(window, size=min(window.size + 1 / int(window.size), top))
+        # Slow start adds a slot per success, so a window's worth doubles it; after it, one.
+        step = 1.0 if window.ceiling is None else 1 / int(window.size)
+        return replace(window, size=min(window.size + step, top))
     if window.ceiling is None or window.ceiling >= maximum:
         return window
     if window.streak + 1 < window.probe_after:
@@ -103,12 +125,13 @@ class _State:
     maximum: int  # the webhook's, as its latest claimed delivery carried it
     on_wire: int = 0
     last_used: float = 0.0
+    fills: int = 0  # attempts that filled the window
 
 
 class Pacer:
     """The windows of the webhooks this process sends to. A webhook's window is forgotten
     when it is deleted, and once nothing of it has been on the wire for IDLE seconds: a
-    receiver's capacity then is anyone's guess, and it starts at its maximum again."""
+    receiver's capacity then is anyone's guess, and it starts small again (slow start)."""
 
     IDLE = 600.0
 
@@ -119,21 +142,23 @@ class Pacer:
     def _state(self, webhook_id: str, maximum: int) -> _State:
         state = self._states.get(webhook_id)
         if state is None:
-            state = self._states[webhook_id] = _State(Window(float(maximum)), maximum)
+            state = self._states[webhook_id] = _State(Window.new(maximum), maximum)
         state.maximum = maximum
         return state
 
     def allowed(self, webhook_id: str, maximum: int) -> int:
         """Attempts the webhook may have in flight now."""
         state = self._states.get(webhook_id)
-        return maximum if state is None else state.window.allowed(maximum)
+        window = Window.new(maximum) if state is None else state.window
+        return window.allowed(maximum)
 
     def sending(self, webhook_id: str, maximum: int) -> Sent:
         state = self._state(webhook_id, maximum)
         state.on_wire += 1
         state.last_used = self._clock()
         full = state.on_wire >= state.window.allowed(maximum)
-        return Sent(state.on_wire, state.window.epoch, full)
+        state.fills += int(full)
+        return Sent(state.on_wire, state.window.epoch, full, state.fills)
 
     def answered(self, webhook_id: str, sent: Sent, signal: Signal, maximum: int) -> None:
         state = self._states.get(webhook_id)
@@ -142,6 +167,7 @@ class Pacer:
         state.on_wire -= 1
         state.last_used = self._clock()
         state.maximum = maximum
+        sent = replace(sent, filled_later=state.fills > sent.fills)
         state.window = after(state.window, signal, sent, maximum)
 
     def forget(self, webhook_id: str) -> None:

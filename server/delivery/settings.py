@@ -20,7 +20,7 @@ from typing import Any
 from mlflow_webhooks.server.errors import InvalidArgument
 
 # The dispatcher's per-webhook limit, per process, for a webhook without its own.
-DEFAULT_MAX_CONCURRENCY = 8
+DEFAULT_MAX_CONCURRENCY = 32
 
 
 @dataclass(frozen=True)
