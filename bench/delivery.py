@@ -12,7 +12,7 @@ import grpc
 from bench import load
 from bench.common import HEADLINE, Context, cpu_seconds, http_json, start_server, wait_idle
 from bench.machine import free_port, median, percentile, rss_mb, rss_samples
-from bench.procs import Child
+from bench.procs import FORWARD_IN_FLIGHT, Child
 from bench.report import Row, Target
 
 DELIVERY = "3. Delivery"
@@ -65,11 +65,15 @@ def pipeline(ctx: Context) -> None:
     count, publishers = s.pipeline_events, s.pipeline_publishers
     ceiling: list[float] = []
     ceiling_p99: list[float] = []
+    floor: list[float] = []
     for workers in ("1", "2"):
         workdir = ctx.subdir(f"pipeline-{workers}")
         receiver = Child.of("receiver", workdir)
         server = start_server(workdir, "--workers", workers)
         hook = receiver.http_url + load.HOOK_PATH
+        if workers == "1":
+            forwarder = Child.of("forwarder", workdir)
+            http_json(f"{forwarder.http_url}/forward-to?url={hook}", "POST")
         ours: list[float] = []
         p99: list[float] = []
         cpu_ms: list[float] = []
@@ -96,9 +100,12 @@ def pipeline(ctx: Context) -> None:
                     reset(receiver)
                     bare = checked(ctx.run(load.post_burst, hook, count, publishers), "bare loop")
                     ceiling_p99.append(percentile(list(bare.latencies_ms), 99))
+                    floor.append(forwarded(ctx, forwarder, receiver, count, publishers))
         finally:
             server.stop()
             receiver.stop()
+            if workers == "1":
+                forwarder.stop()
         label = "1 worker" if workers == "1" else f"--workers {workers}"
         ctx.add(
             Row(
@@ -127,6 +134,24 @@ def pipeline(ctx: Context) -> None:
             f"{label}: the server (all its processes) spent a median "
             f"{median(cpu_ms):.3f} ms of CPU per event, publishing and delivering.",
         )
+    ctx.add(
+        Row(
+            HEADLINE,
+            f"events/s through a bare aiohttp forwarder, {publishers} REST publishers (the floor)",
+            "events/s",
+            floor,
+            ceiling,
+            f"bare aiohttp POST loop, {s.concurrency} in flight",
+        )
+    )
+    ctx.note(
+        HEADLINE,
+        "The floor: the same publishes to a process that only answers each and POSTs its body "
+        f"on to the same receiver, {FORWARD_IN_FLIGHT} in flight (bench/procs.py's "
+        "`forwarder`: nothing parsed, stored, signed, retried or logged), timed the same way. "
+        "No service built on aiohttp does less per event, so its ratio bounds what the "
+        "pipeline's ratio can reach on this machine.",
+    )
     ctx.note(
         HEADLINE,
         f"One signed webhook on the receiver; {count:,} events published through the JSON "
@@ -137,6 +162,17 @@ def pipeline(ctx: Context) -> None:
         "timed the same way. Publish p99: the latency of every publish call the load process "
         f"saw; beside it the p99 of bare POSTs to the receiver at {publishers} in flight.",
     )
+
+
+def forwarded(
+    ctx: Context, forwarder: Child, receiver: Child, count: int, publishers: int
+) -> float:
+    """Events/s through the bare forwarder, timed as the pipeline is."""
+    reset(receiver)
+    burst = checked(
+        ctx.run(load.publish_rest_burst, forwarder.http_url, count, publishers), "forwarder"
+    )
+    return count / (wait_arrivals(receiver, count)["last"] - burst.started)
 
 
 def throughput(ctx: Context) -> None:

@@ -8,7 +8,9 @@
   the body's `data.bench_sent` is there, the latency since it was sent. POSTs to
   `/mlflow/{via}` (MLflow's payloads, which have no such field) are also recorded one by one:
   arrival time, event, and the model name, version and alias they name. `GET /stats` reads
-  the counters (`?latencies=1`, `?arrivals=1` add the lists), `POST /reset` clears them.
+  the counters (`?latencies=1`, `?arrivals=1` add the lists), `POST /reset` clears them;
+- `forwarder`: answers publishes on the shim's path and POSTs each body on to a receiver,
+  nothing else: the headline's floor for any aiohttp service.
 
 Run as `python -m bench.procs KIND`; each prints `grpc listening on HOST:PORT` or
 `http listening on HOST:PORT` once it serves, like the server."""
@@ -30,6 +32,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
+FORWARD_IN_FLIGHT = 64  # the bare POST loop's, and the delivery worker's
 
 
 def constant_webhook() -> Any:
@@ -157,6 +160,41 @@ async def serve_receiver() -> None:
     await _serve_http(app)
 
 
+async def serve_forwarder() -> None:
+    """The least any aiohttp service can do with a publish: answer it and POST its body on
+    to the receiver (`POST /forward-to?url=` sets where), at most FORWARD_IN_FLIGHT at a
+    time, with nothing parsed, stored, signed, retried or logged."""
+    import aiohttp
+    from aiohttp import web
+
+    target: list[str] = []
+    slots = asyncio.Semaphore(FORWARD_IN_FLIGHT)
+    sending: set[asyncio.Task[None]] = set()
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=FORWARD_IN_FLIGHT))
+    headers = {"Content-Type": "application/json"}
+    answer = json.dumps({"event_id": "forwarded", "delivery_ids": ["forwarded"]}).encode()
+
+    async def forward(body: bytes) -> None:
+        async with slots, session.post(target[0], data=body, headers=headers) as response:
+            await response.read()
+
+    async def publish(request: web.Request) -> web.Response:
+        task = asyncio.create_task(forward(await request.read()))
+        sending.add(task)
+        task.add_done_callback(sending.discard)
+        return web.Response(body=answer, content_type="application/json")
+
+    async def forward_to(request: web.Request) -> web.Response:
+        target[:] = [request.query["url"]]
+        return web.json_response({"url": target[0]})
+
+    app = web.Application()
+    app.router.add_post("/api/2.0/mlflow/webhook-events", publish)
+    app.router.add_post("/forward-to", forward_to)
+    app.on_cleanup.append(lambda _: session.close())
+    await _serve_http(app)
+
+
 async def _serve_http(app: Any) -> None:
     from aiohttp import web
 
@@ -178,7 +216,12 @@ async def _until_signal() -> None:
     await stop.wait()
 
 
-KINDS = {"noop-grpc": serve_noop_grpc, "bare-http": serve_bare_http, "receiver": serve_receiver}
+KINDS = {
+    "noop-grpc": serve_noop_grpc,
+    "bare-http": serve_bare_http,
+    "receiver": serve_receiver,
+    "forwarder": serve_forwarder,
+}
 
 # Every child started, so that the bench stops whatever a failed scenario left running.
 STARTED: list[Child] = []
