@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 import grpc
 import pytest
+from aiohttp import web
 from google.protobuf import json_format, struct_pb2
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
@@ -504,6 +505,26 @@ async def test_every_event_type_publishes_over_rest(api: Api, rx: Receiver) -> N
         (pb.WebhookEntity.Name(e).lower(), pb.WebhookAction.Name(a).lower()): spec.example
         for (e, a), spec in EVENTS.items()
     }
+
+
+async def test_cookies_a_receiver_sets_are_never_sent_back(api: Api, rx: Receiver) -> None:
+    """A receiver's Set-Cookie is dropped: kept, it would go with every later delivery to
+    that host, to other owners' webhooks too. (By name, not IP: aiohttp's jar keeps no
+    cookies for IP addresses anyway.)"""
+
+    async def set_cookie(_: object) -> web.StreamResponse:
+        response = web.Response(text="ok")
+        response.set_cookie("session", "owner-a", path="/")
+        return response
+
+    rx.script = set_cookie
+    await api.webhook(f"http://localhost:{rx.port}/script")
+    await api.webhook(f"http://localhost:{rx.port}/ok")
+    await api.publish()
+    await rx.wait_for(2)
+    await api.publish()
+    received = await rx.wait_for(4)
+    assert [r.headers.get("Cookie") for r in received] == [None] * 4
 
 
 async def test_a_slow_webhook_holds_at_most_its_share_of_slots(tmp_path: Path) -> None:

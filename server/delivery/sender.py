@@ -137,8 +137,13 @@ class Sender:
         connector = aiohttp.TCPConnector(
             limit=self._connection_limit, resolver=resolver, ttl_dns_cache=10
         )
+        # No cookie jar: a cookie one receiver sets would otherwise go with every later
+        # delivery to its host, whoever's webhook it is.
         return aiohttp.ClientSession(
-            connector=connector, timeout=self._timeout, auto_decompress=True
+            connector=connector,
+            timeout=self._timeout,
+            auto_decompress=True,
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
 
     async def start(self) -> None:
