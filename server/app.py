@@ -129,7 +129,11 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
         # gRPC's own bind failure comes with a C-core log line and no flag name. Not with
         # --workers: this probe would briefly take connections from the other workers.
         bound("--grpc-address", config.grpc_address, reuse_port=False).close()
-    store = Store(config.database_url, config.secret_key, CONNECTIONS, config.db_timeout)
+    # A webhook without its own maximum in flight gets the server's, capped by the flag.
+    default_concurrency = config.limits.default_concurrency
+    store = Store(
+        config.database_url, config.secret_key, CONNECTIONS, config.db_timeout, default_concurrency
+    )
     sender = Sender(
         config.delivery_timeout,
         egress.Policy.of(config.allow_private_urls, config.egress_allow),
@@ -139,7 +143,12 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     core = WebhookCore(config, store, sender)
     await core.db(store.open)
     dispatcher = Dispatcher(
-        store, sender, core.batch_write, config.retry_schedule, config.delivery_timeout
+        store,
+        sender,
+        core.batch_write,
+        config.retry_schedule,
+        config.delivery_timeout,
+        default_concurrency=default_concurrency,
     )
     core.on_published = dispatcher.wake
     core.on_deleted = dispatcher.forget

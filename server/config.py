@@ -311,7 +311,8 @@ def parse(argv: Sequence[str] | None = None, environ: dict[str, str] | None = No
         "--max-webhook-concurrency",
         "WEBHOOKS_MAX_WEBHOOK_CONCURRENCY",
         str(defaults.max_webhook_concurrency),
-        "highest maximum concurrency a webhook's settings may give it (per process)",
+        "highest maximum concurrency a webhook's settings may give it (per process); it also "
+        "caps the server's default for webhooks without their own, 32",
     )
     args = parser.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):

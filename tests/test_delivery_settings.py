@@ -263,6 +263,36 @@ async def test_max_concurrency_caps_the_window(api: Api, counting: CountingRecei
     assert max(a.in_flight for a in counting.arrivals) == 2
 
 
+async def test_the_flag_caps_the_servers_maximum(
+    tmp_path: Path, counting: CountingReceiver
+) -> None:
+    """--max-webhook-concurrency 2, below both the server's default maximum and slow start's
+    first window: a webhook without settings, ten due deliveries, a receiver holding all it
+    gets, and only two ever in flight. The refusal of a higher maximum names the same 2."""
+    server = own_server(tmp_path, *SERVER_ARGS, "--max-webhook-concurrency", "2")
+    try:
+        async with api_of(server) as api:
+            hook = await api.webhook(f"{counting.url}/held")
+            delivery_ids = await api.publish(10)
+            # At least 2 (not exactly): a broken cap shows in the window, not as a timeout.
+            await counting.until(lambda: counting.in_flight >= 2)
+            # The publishes woke the dispatcher, which claimed what the window allows.
+            assert (await api.windows())[hook] == (2, 2)
+            counting.gate.set()
+            await counting.until(lambda: len(succeeded(counting)) == 10)
+            assert succeeded(counting) == collections.Counter(delivery_ids)
+            assert max(a.in_flight for a in counting.arrivals) == 2
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await api.set(hook, max_concurrency=3)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert refused.value.details() == (
+                "settings.max_concurrency is 3; it must be 1 to 2 (--max-webhook-concurrency), "
+                "or 0 for the server's, 2."
+            )
+    finally:
+        server.stop()
+
+
 async def test_own_retry_schedule_from_the_log(api: Api, receiver: Receiver) -> None:
     """Retries 0.5 s and 1 s after the attempts before them, as the delivery log's attempt
     times show, then FAILED: the server's schedule (30 s, 30 s) is not used."""

@@ -43,9 +43,26 @@ def test_parts_not_set_are_the_servers() -> None:
     server_schedule = (5.0, 300.0)
     assert settings.NO_SETTINGS.schedule(server_schedule) == server_schedule
     assert settings.NO_SETTINGS.timeout is None  # the sender's --delivery-timeout
-    assert settings.NO_SETTINGS.concurrency() == settings.DEFAULT_MAX_CONCURRENCY
+    assert settings.NO_SETTINGS.concurrency(7) == 7  # the server's, as the dispatcher has it
     assert OWN.schedule(server_schedule) == (1.0, 2.5)
-    assert (OWN.timeout, OWN.concurrency()) == (4.0, 2)
+    assert (OWN.timeout, OWN.concurrency(7)) == (4.0, 2)
+
+
+@pytest.mark.parametrize(
+    ("flag", "default"),
+    [(1, 1), (16, 16), (settings.DEFAULT_MAX_CONCURRENCY, 32), (100, 32)],
+)
+def test_the_servers_maximum_is_capped_by_the_flag(flag: int, default: int) -> None:
+    """--max-webhook-concurrency below the server's default lowers it for webhooks without
+    their own maximum too; above it, the default stays. The error names the one in use."""
+    limits = Limits(3, 100, 30, max_webhook_concurrency=flag)
+    assert limits.default_concurrency == default
+    assert settings.NO_SETTINGS.concurrency(limits.default_concurrency) == default
+    message = (
+        f"it must be 1 to {flag} (--max-webhook-concurrency), or 0 for the server's, {default}."
+    )
+    with pytest.raises(InvalidArgument, match=re.escape(message)):
+        change(None, None, flag + 1, limits)
 
 
 @pytest.mark.parametrize(
@@ -94,7 +111,7 @@ def test_stored_form_round_trips(given: DeliverySettings) -> None:
             None,
             -1,
             "settings.max_concurrency is -1; it must be 1 to 16 (--max-webhook-concurrency), "
-            "or 0 for the server's, 32.",
+            "or 0 for the server's, 16.",
         ),
         (None, None, 17, "settings.max_concurrency is 17; it must be 1 to 16"),
     ],

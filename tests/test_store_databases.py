@@ -432,8 +432,9 @@ def test_delivery_settings_reach_the_next_claim_of_any_replica(
     # 25 s covers the server's 15 s timeout; the capped webhook's 40 s gets 25 s more.
     assert {leases[o.delivery_id] - now for o in mine} == {50_000}
     assert {leases[o.delivery_id] - now for o in others} == {25_000}
-    # Cleared by a third: the next claim sees the default maximum and no settings.
-    third = Store(database.url, database.secret_key)
+    # Cleared by a third: the next claim sees no settings, and so the server's default
+    # maximum, as that Store is given it (--max-webhook-concurrency 3, in the server).
+    third = Store(database.url, database.secret_key, default_concurrency=3)
     third.open()
     try:
         reset = delivery_settings.Change((), 0, 0)
@@ -443,7 +444,7 @@ def test_delivery_settings_reach_the_next_claim_of_any_replica(
     finally:
         third.close()
     assert again.settings == delivery_settings.NO_SETTINGS
-    assert maxima[capped.id] == delivery_settings.DEFAULT_MAX_CONCURRENCY
+    assert maxima[capped.id] == 3
 
 
 def test_rotate_keeps_the_old_secret_for_its_window_then_forgets_it(store: Store) -> None:

@@ -182,7 +182,7 @@ def test_settings_show_change_and_reset(server: ServerProcess) -> None:
     assert pairs(ok(ctl(address, "settings", hook))) == {
         "retry_schedule": "the server's (--retry-schedule)",
         "timeout": "the server's (--delivery-timeout)",
-        "max_concurrency": "the server's (32)",
+        "max_concurrency": "the server's (32, or --max-webhook-concurrency if lower)",
         "ordered": "no",
     }
     args = ["--retry-schedule", "10,60,600", "--delivery-timeout", "2.5"]

@@ -332,7 +332,7 @@ def cmd_settings(client: WebhooksClient, args: argparse.Namespace) -> Result:
                 "max_concurrency",
                 str(settings.max_concurrency)
                 if settings.HasField("max_concurrency")
-                else "the server's (32)",
+                else "the server's (32, or --max-webhook-concurrency if lower)",
             ),
             (
                 "ordered",
@@ -726,7 +726,8 @@ def parser() -> argparse.ArgumentParser:
         "--max-concurrency",
         type=_or_default(int, 0),
         metavar="N|default",
-        help="most attempts in flight at once, per server process; default: the server's (32)",
+        help="most attempts in flight at once, per server process; default: the server's "
+        "(32, or its --max-webhook-concurrency if lower)",
     )
     order = p.add_mutually_exclusive_group()
     order.add_argument(

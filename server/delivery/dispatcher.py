@@ -20,6 +20,7 @@ from typing import Any
 from mlflow_webhooks.server import observe, validation
 from mlflow_webhooks.server.delivery import aimd
 from mlflow_webhooks.server.delivery.sender import Attempt, Sender, payload
+from mlflow_webhooks.server.delivery.settings import DEFAULT_MAX_CONCURRENCY
 from mlflow_webhooks.server.errors import Unavailable
 from mlflow_webhooks.server.store import (
     AttemptRecord,
@@ -139,11 +140,15 @@ class Dispatcher:
         schedule: tuple[float, ...],
         timeout: float,
         concurrency: int = 64,
+        default_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     ) -> None:
         self._store = store
         self._sender = sender
         self._db = db
         self._schedule = schedule
+        # A webhook's maximum in flight when its settings give none (Limits.default_concurrency:
+        # the Store's claims are given the same).
+        self._default_concurrency = default_concurrency
         # A lease outlasts the attempt by this margin; a webhook's longer timeout extends it.
         self._timeout_ms = int(timeout * 1000)
         self._lease_ms = self._timeout_ms + LEASE_MARGIN_MS
@@ -282,7 +287,7 @@ class Dispatcher:
         if item.url is None:
             self.forget(item.webhook_id)  # deleted, maybe by another process
         elif item.webhook_active:
-            maximum = item.settings.concurrency()
+            maximum = item.settings.concurrency(self._default_concurrency)
             sent = self.pacer.sending(item.webhook_id, maximum)
             attempt = await self._sender.send(
                 item.url, item.secrets, item.delivery_id, body_of(item), item.settings.timeout

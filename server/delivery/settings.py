@@ -19,7 +19,8 @@ from typing import Any
 
 from mlflow_webhooks.server.errors import InvalidArgument
 
-# The dispatcher's per-webhook limit, per process, for a webhook without its own.
+# The dispatcher's per-webhook limit, per process, for a webhook without its own, unless
+# --max-webhook-concurrency is lower (Limits.default_concurrency).
 DEFAULT_MAX_CONCURRENCY = 32
 
 
@@ -31,6 +32,12 @@ class Limits:
     max_retry_window: float  # --max-retry-window: their longest total, seconds
     max_delivery_timeout: float  # --max-delivery-timeout
     max_webhook_concurrency: int  # --max-webhook-concurrency
+
+    @property
+    def default_concurrency(self) -> int:
+        """The maximum in flight of a webhook whose settings give none: an operator who
+        lowers --max-webhook-concurrency below the default lowers it for every webhook."""
+        return min(DEFAULT_MAX_CONCURRENCY, self.max_webhook_concurrency)
 
 
 @dataclass(frozen=True)
@@ -47,8 +54,9 @@ class DeliverySettings:
     def schedule(self, default: tuple[float, ...]) -> tuple[float, ...]:
         return default if self.retry_schedule is None else self.retry_schedule
 
-    def concurrency(self) -> int:
-        return DEFAULT_MAX_CONCURRENCY if self.max_concurrency is None else self.max_concurrency
+    def concurrency(self, default: int) -> int:
+        """Its maximum in flight; `default` is the server's (Limits.default_concurrency)."""
+        return default if self.max_concurrency is None else self.max_concurrency
 
     def to_json(self) -> str | None:
         """The stored form; None (no settings) when empty."""
@@ -150,6 +158,6 @@ def change(
         raise InvalidArgument(
             f"settings.max_concurrency is {max_concurrency}; it must be 1 to "
             f"{limits.max_webhook_concurrency} (--max-webhook-concurrency), or 0 for the "
-            f"server's, {DEFAULT_MAX_CONCURRENCY}."
+            f"server's, {limits.default_concurrency}."
         )
     return Change(schedule, timeout, max_concurrency, ordered)

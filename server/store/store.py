@@ -231,16 +231,17 @@ class _Fit:
     counts what it has handed out across calls, so rows another replica locked first can be
     given back and others taken."""
 
-    def __init__(self, limit: int, room: Room | None, maxima: dict[str, int]) -> None:
+    def __init__(self, limit: int, room: Room | None, maxima: dict[str, int], default: int) -> None:
         self.limit = limit
         self._room = room
-        self._maxima = maxima  # of the webhooks with settings; the rest have the default
+        self._maxima = maxima  # of the webhooks with settings; the rest have `default`
+        self._default = default
         self._taken: Counter[str] = Counter()
 
     def room(self, webhook_id: str) -> int:
         if self._room is None:
             return self.limit
-        maximum = self._maxima.get(webhook_id, delivery_settings.DEFAULT_MAX_CONCURRENCY)
+        maximum = self._maxima.get(webhook_id, self._default)
         return self._room(webhook_id, maximum)
 
     def take(self, due: Sequence[tuple[str, str]], cap: int) -> list[str]:
@@ -288,11 +289,14 @@ class Store:
         secret_key: str | None,
         connections: int = 16,
         timeout: float = DEFAULT_TIMEOUT,
+        default_concurrency: int = delivery_settings.DEFAULT_MAX_CONCURRENCY,
     ) -> None:
         path = sqlite_path(database_url)
         self.is_sqlite = path is not None
         self._path = None if path == ":memory:" else path
         self.timeout = timeout
+        # A claim's maximum for a webhook whose settings give none (Limits.default_concurrency).
+        self._default_concurrency = default_concurrency
         # SQLite has one writer at a time. This process's threads queue for it here rather
         # than in SQLite's busy handler, which polls with sleeps of up to 100 ms; never
         # longer than the timeout, so blocked writers cannot pile up behind it.
@@ -876,12 +880,12 @@ class Store:
         timeout_ms: int = 0,
     ) -> list[Outgoing]:
         """Leases up to `limit` due deliveries to `owner`, and, when `room` is given, at most
-        room(webhook_id, its maximum concurrency, as its settings say now) rows of each
-        webhook (0 or less: none, as for a webhook whose window is full). `lease_ms` covers
-        an attempt of `timeout_ms`; a webhook whose settings allow a longer one has its rows
-        leased for that much longer. A row whose lease expired (its process died) is due
-        again. On PostgreSQL the rows are locked with SKIP LOCKED, so replicas claiming at
-        once never take the same row."""
+        room(webhook_id, its maximum concurrency, as its settings say now, else the Store's
+        default_concurrency) rows of each webhook (0 or less: none, as for a webhook whose
+        window is full). `lease_ms` covers an attempt of `timeout_ms`; a webhook whose
+        settings allow a longer one has its rows leased for that much longer. A row whose
+        lease expired (its process died) is due again. On PostgreSQL the rows are locked with
+        SKIP LOCKED, so replicas claiming at once never take the same row."""
         with self._write():
             return self._claim(owner, now, lease_ms, limit, room, timeout_ms)
 
@@ -932,12 +936,13 @@ class Store:
             [DeliveryStatus.PENDING, now, now, window],
         ).fetchall()
         maxima = self._maxima({hook for _, hook in due}) if room else {}
-        fits = _Fit(limit, room, maxima)
+        fits = _Fit(limit, room, maxima, self._default_concurrency)
         chosen = fits.take(due, window)
         if len(chosen) < limit and len(due) == window:
             pending = DeliveryStatus.PENDING
             hooks = [h for (h,) in self._sql(PENDING_WEBHOOKS, [pending, pending]).fetchall()]
-            fits = _Fit(limit, room, self._maxima(set(hooks)) if room else {})
+            maxima = self._maxima(set(hooks)) if room else {}
+            fits = _Fit(limit, room, maxima, self._default_concurrency)
             due = self._due_by_webhook(now, fits, hooks)
             chosen = fits.take(due, len(due))
         # SQLite's write lock already excludes every other claim.

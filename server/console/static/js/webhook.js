@@ -164,7 +164,7 @@ function settingsForm(webhook, settings) {
   const field = (id, label, input) => h("div", { class: "field" }, h("label", { for: id }, label), input);
   const retries = h("input", { id: "settings-retry-schedule", value: schedule, placeholder: "the server's", inputmode: "decimal" });
   const timeout = h("input", { id: "settings-timeout", type: "number", min: "0", step: "any", value: settings.timeout_seconds ?? "", placeholder: "the server's" });
-  const concurrency = h("input", { id: "settings-max-concurrency", type: "number", min: "0", step: "1", value: settings.max_concurrency ?? "", placeholder: "32" });
+  const concurrency = h("input", { id: "settings-max-concurrency", type: "number", min: "0", step: "1", value: settings.max_concurrency ?? "", placeholder: "the server's" });
   const ordered = h("input", { id: "settings-ordered", type: "checkbox", checked: Boolean(settings.ordered) });
   const result = h("div", { id: "settings-result", class: "small" });
   const save = h("button", { type: "submit", id: "save-settings" }, "Save settings");
