@@ -421,9 +421,11 @@ class Store:
     def checkpoint(self) -> None:
         """Copies the write-ahead log into the database file as far as no reader needs it
         (SQLite's PASSIVE checkpoint), so the log does not grow while the writes run_at_once
-        commits skip SQLite's automatic checkpoints. It holds this process's writes off
-        meanwhile, as an automatic checkpoint does: SQLite starts the log over at the next
-        write only once everything in it is copied."""
+        commits skip SQLite's automatic checkpoints. SQLite starts the log over at the next
+        write only once everything in it is copied, so a second pass copies what was
+        written during the first while this process's writes are held off, as an automatic
+        checkpoint holds them: only for the little the first pass left."""
+        self.db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
         self._take_writer()
         try:
             self.db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
