@@ -87,10 +87,10 @@ def test_slow_start_ends_at_the_first_overload() -> None:
     assert (window.size, window.ceiling, window.epoch) == (8.0, 15, 1)
     window = full_round(window, 32)
     assert window.size == pytest.approx(9.0)
-    # A success on the wire while the window was full, but which did not fill it, no longer
-    # counts: that was slow start's rule alone.
+    # A success on the wire while the window was full, which a later attempt filled, counts
+    # as in slow start, but for 1/window.
     later = Sent(3, 1, full=False, filled_later=True)
-    assert after(window, FAST, later, 32) == window
+    assert after(window, FAST, later, 32).size == pytest.approx(9.0 + 1 / 9)
 
 
 def test_a_window_at_its_maximum_stays_there() -> None:
@@ -130,19 +130,28 @@ def test_the_ceiling_is_the_level_below_the_overload() -> None:
     assert window.ceiling == 4 and window.size == 4.0 and window.epoch == 1
 
 
-def test_additive_increase_up_to_the_ceiling_then_probes() -> None:
+@pytest.mark.parametrize("filled", ["itself", "later"])
+def test_additive_increase_up_to_the_ceiling_then_probes(filled: str) -> None:
+    """The same whether the attempt filled the window or was on the wire when a later one
+    did (as the dispatcher sends a claim's attempts, one by one)."""
+
+    def sent(position: int) -> Sent:
+        if filled == "itself":
+            return Sent(position, 0, full=True)
+        return Sent(position - 1, 0, full=False, filled_later=True)
+
     window = Window(2.0, ceiling=4, probe_after=3)
     sizes = []
     for _ in range(5):
-        window = after(window, FAST, Sent(2, 0, full=True), 8)
+        window = after(window, FAST, sent(2), 8)
         sizes.append(window.size)
     # +1/2 twice, then +1/3 three times: one slot per window's worth of fast answers.
     assert sizes[:2] == [2.5, 3.0]
     assert sizes[4] == pytest.approx(4.0) and window.ceiling == 4
     for _ in range(2):
-        window = after(window, FAST, Sent(4, 0, full=True), 8)
+        window = after(window, FAST, sent(4), 8)
     assert window.ceiling == 4 and window.streak == 2
-    window = after(window, FAST, Sent(4, 0, full=True), 8)  # the third at the ceiling
+    window = after(window, FAST, sent(4), 8)  # the third at the ceiling
     assert window.ceiling == 5 and window.streak == 0
 
 
@@ -188,6 +197,35 @@ def test_in_slow_start_a_success_on_the_wire_while_the_window_was_full_counts() 
         for one in burst:
             pacer.answered("w", one, FAST, 32)
     assert pacer.allowed("w", 32) == 2 * SLOW_START
+
+
+def claimed_round(pacer: Pacer, maximum: int = 32) -> None:
+    """As the dispatcher sends a claim: the window's worth of attempts go out one by one
+    (only the last fills it), then each is answered fast."""
+    sent = [pacer.sending("w", maximum) for _ in range(pacer.allowed("w", maximum))]
+    for one in sent:
+        pacer.answered("w", one, FAST, maximum)
+
+
+def test_after_slow_start_a_windows_worth_of_claimed_answers_adds_one() -> None:
+    """After slow start too, every fast answer to an attempt on the wire while the window
+    was full counts, not only the claim's last: the run of 32 fast answers at the ceiling
+    before the first probe ends in the 11th claim of 3, and growing to the probed level at
+    1/3 a success takes 3 answers more, within the 12th. Counting only the attempts that
+    filled the window (one answer per claim) it took 35 claims."""
+    pacer = Pacer()
+    first = [pacer.sending("w", 32) for _ in range(SLOW_START)]
+    for one in first[:-1]:
+        pacer.answered("w", one, FAST, 32)
+    pacer.answered("w", first[-1], OVERLOAD, 32)  # the fourth is refused
+    assert pacer.allowed("w", 32) == 3  # the level below it; the next probe after 32
+    claims = 0
+    while pacer.allowed("w", 32) == 3:
+        claimed_round(pacer)
+        claims += 1
+        assert claims < 100
+    assert claims == 12
+    assert pacer.windows() == [("w", 4, 0)]
 
 
 def test_other_failures_change_nothing() -> None:

@@ -7,8 +7,8 @@ of its receiver. Until the first overload each fast success (a 2xx, which by def
 within the timeout) adds a whole 1, so a window's worth of them doubles it: at the default
 maximum, a receiver that keeps answering well is sent 4 at once, then 8, 16 and 32, about one
 step per round trip. Only successes that tried the window count, as a window that is not used
-is not tried: in slow start, of attempts on the wire while it was full; after it, of attempts
-that filled it. It never goes below 1 nor above the maximum.
+is not tried: those of attempts on the wire while it was full (that filled it, or were still
+out when a later one did). It never goes below 1 nor above the maximum.
 
 An overload signal (429, 503, a timeout) ends the slow start, for as long as the Pacer keeps
 the window, and halves the window, once per round: the other answers to attempts sent under
@@ -78,9 +78,10 @@ class Sent:
 
     position: int  # the webhook's attempts on the wire, this one included
     epoch: int
-    full: bool  # it filled the window: only then does its success say the window can grow
+    full: bool  # it filled the window
     fills: int = 0  # how often the webhook's window had been filled, this one's included
     # Set on its answer: the window was filled by a later attempt while this one was out.
+    # Only when it or a later one filled the window does its success say it can grow.
     filled_later: bool = False
 
 
@@ -99,10 +100,12 @@ def after(window: Window, signal: Signal, sent: Sent, maximum: int) -> Window:
             probe_after=min(window.probe_after * 2, MAX_PROBE) if probing else FIRST_PROBE,
             epoch=window.epoch + 1,
         )
-    # In slow start, as in TCP's, it is enough that the window was filled while the attempt
-    # was out: attempts claimed together go out one by one, and only the last fills it, so
-    # counting that one alone would add a slot per round trip, not double the window.
-    tried = sent.full or (window.ceiling is None and sent.filled_later)
+    # As in TCP's cwnd-limited test, it is enough that the window was filled while the
+    # attempt was out: attempts claimed together go out one by one, and only the last fills
+    # it, so counting that one alone would grow the window (and run up to a probe) by about
+    # one answer per round trip, not one per answer: slow start would add a slot per round
+    # instead of doubling, and additive increase a slot per window's worth of rounds.
+    tried = sent.full or sent.filled_later
     if signal is Signal.NEUTRAL or not tried:
         # A success with slots to spare says nothing of a larger window (without this, a
         # webhook with little traffic would grow a window it never tried).
