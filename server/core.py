@@ -340,10 +340,12 @@ class WebhookCore:
         whatever the webhook's status, and logs it as a test delivery. Also answers, when the
         webhook's filter would leave a published event like the example out, why: the test
         is sent all the same, since it checks the receiver, not the filter."""
-        webhook = await self.get_webhook(webhook_id)
+        found = await self.read(self._store.webhook_to_test, required(webhook_id, "webhook_id"))
+        if found is None:
+            raise not_found(webhook_id)
+        webhook, spec, settings = found
         chosen = validation.event(*event) if event is not None else webhook.events[0]
         example = events.EVENTS[chosen].example
-        spec = await self.get_webhook_filter(webhook_id)
         why = spec.why_not(example)
         filtered = (
             None
@@ -355,8 +357,9 @@ class WebhookCore:
         delivery_id = time_ordered_id()
         assert record.payload is not None  # _event_record always makes it
         body = record.payload.encode()
-        timeout = (await self.get_delivery_settings(webhook_id)).timeout
-        attempt = await self._sender.send(webhook.url, webhook.secrets, delivery_id, body, timeout)
+        attempt = await self._sender.send(
+            webhook.url, webhook.secrets, delivery_id, body, settings.timeout
+        )
         status = DeliveryStatus.SUCCEEDED if attempt.succeeded else DeliveryStatus.FAILED
         outcome = Outcome(delivery_id, attempt_record(1, attempt), status, None)
         observe.record_attempt(

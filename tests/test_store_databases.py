@@ -392,6 +392,22 @@ def test_publish_many_matches_each_event_against_each_filter(store: Store) -> No
     assert {store.get_delivery(d).webhook_id for d in later} == {fraud.id, plain.id}
 
 
+def test_webhook_to_test_reads_the_webhook_its_filter_and_settings(store: Store) -> None:
+    """testWebhook's one read: the webhook as get_webhook answers it (all its events, in
+    order), with its filter and delivery settings, set or not."""
+    own, plain = store.create_webhook(webhook(EVENT, OTHER)), store.create_webhook(webhook())
+    spec = filters.Filter(names=("fraud-*",))
+    assert store.set_filter(own.id, spec)
+    settings = delivery_settings.DeliverySettings(None, 2.5, 3)
+    assert store.change_delivery_settings(own.id, delivery_settings.Change(None, 2.5, 3))
+    assert store.webhook_to_test(own.id) == (store.get_webhook(own.id), spec, settings)
+    found = store.webhook_to_test(plain.id)
+    none = (filters.NO_FILTER, delivery_settings.NO_SETTINGS)
+    assert found == (store.get_webhook(plain.id), *none)
+    assert found is not None and found[0].events == [EVENT] and found[0].secret == "s3cret"
+    assert store.webhook_to_test(str(uuid.uuid4())) is None
+
+
 def test_delivery_settings_reach_the_next_claim_of_any_replica(
     database: Database, store: Store
 ) -> None:

@@ -64,12 +64,19 @@ RESPONSE_BODY_LOGGED = 4096
 
 # The hot path's statements, with `?` placeholders (see Store._sql). Identifiers are quoted
 # as peewee quotes them, so they mean the same tables on SQLite and PostgreSQL.
-ONE_WEBHOOK = (
-    'SELECT w."id", w."name", w."description", w."url", w."secret_token", w."status", '
+ONE_WEBHOOK_COLUMNS = (
+    'w."id", w."name", w."description", w."url", w."secret_token", w."status", '
     'w."creation_timestamp", w."last_updated_timestamp", s."entity", s."action", '
-    'w."previous_secret_token", w."previous_secret_until" '
+    'w."previous_secret_token", w."previous_secret_until"'
+)
+ONE_WEBHOOK_FROM = (
     'FROM "webhooks" AS w LEFT OUTER JOIN "webhook_events" AS s ON s."webhook_id" = w."id" '
     'WHERE w."id" = ? ORDER BY s."position"'
+)
+ONE_WEBHOOK = f"SELECT {ONE_WEBHOOK_COLUMNS} {ONE_WEBHOOK_FROM}"
+# testWebhook's read: the webhook with its filter and delivery settings, in one statement.
+WEBHOOK_TO_TEST = (
+    f'SELECT {ONE_WEBHOOK_COLUMNS}, w."filter_spec", w."delivery_settings" {ONE_WEBHOOK_FROM}'
 )
 INSERT_EVENTS = (
     'INSERT INTO "events" ("id", "entity", "action", "data", "occurred_at", '
@@ -542,8 +549,21 @@ class Store:
         # The hottest read: one statement written out and plain rows (one per event), since
         # peewee building the statement and its row objects cost several times the read.
         rows = self._sql(ONE_WEBHOOK, (webhook_id,)).fetchall()
+        return self._webhook_of(rows) if rows else None
+
+    def webhook_to_test(
+        self, webhook_id: str
+    ) -> tuple[WebhookRecord, filters.Filter, delivery_settings.DeliverySettings] | None:
+        """A webhook as get_webhook answers it, with its filter and its delivery settings,
+        read together (testWebhook's needs); None when there is no such webhook."""
+        rows = self._sql(WEBHOOK_TO_TEST, (webhook_id,)).fetchall()
         if not rows:
             return None
+        spec, settings = rows[0][-2:]
+        return self._webhook_of(rows), filters.parse(spec), delivery_settings.parse(settings)
+
+    def _webhook_of(self, rows: list[tuple[Any, ...]]) -> WebhookRecord:
+        """The record from a webhook's rows of ONE_WEBHOOK_COLUMNS (one per event)."""
         first = rows[0]
         return WebhookRecord(
             id=first[0],
