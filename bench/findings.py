@@ -90,6 +90,12 @@ FIXED: list[str] = [
     "sync the file, to the write thread. Alternating runs on a quiet machine, at 32 in "
     "flight: 1,967 to 2,437 events/s, server CPU per event 0.49 to 0.40 ms, and REST "
     "publish p99 with --workers 2 from 31-40 to 16-19 ms.",
+    "(2026-12-01) Python's full garbage collections walked everything start-up made (70,000 "
+    "objects: modules, generated message classes, the app) and each stopped the event loop "
+    "for about 30 ms, four times per pipeline run: the REST publish p99 outliers of 37 ms "
+    "beside runs of 13 ms. The server freezes those objects once serving (gc.freeze): full "
+    "collections took under 1 ms (gc.callbacks timing, one run each on a quiet machine) and "
+    "the three runs' p99 were 13.5-14.6 ms.",
     "(2026-12-01) peewee's chunked(), used to split statement values into batches, zips as "
     "many iterators as a chunk is long (1,800 for a publish's delivery rows): 5.6% of the "
     "pipeline's GIL time for batches of a dozen rows. Plain slices now. Making the text of "

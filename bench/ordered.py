@@ -12,9 +12,11 @@ from bench.delivery import checked, reset, subscribe, wait_arrivals
 from bench.machine import median
 from bench.procs import Child
 from bench.report import Row
+from mlflow_webhooks.server.delivery.settings import DEFAULT_MAX_CONCURRENCY
 
 ORDERED = "10. Ordered delivery"
-PER_WEBHOOK = 8  # the dispatcher's per-webhook limit: what one unordered webhook may use
+# The dispatcher's per-webhook limit: what one unordered webhook may use.
+PER_WEBHOOK = DEFAULT_MAX_CONCURRENCY
 
 
 def set_ordered(address: str, ordered: bool) -> None:

@@ -4,6 +4,7 @@ them."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import socket
@@ -244,6 +245,10 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     http_host, http_port = http_sock.getsockname()[:2]
     print(f"grpc listening on {shown(grpc_host, grpc_port)}", flush=True)
     print(f"http listening on {shown(http_host, http_port)}", flush=True)
+    # What start-up made (modules, generated messages, the app) lives as long as the process:
+    # moved out of the collector's sight, a full collection no longer walks it and stops the
+    # loop for under a millisecond instead of ~30 ms (docs/benchmarks.md).
+    gc.freeze()
 
     await until_stopped(stop)
 
