@@ -32,7 +32,7 @@ MISSED: dict[str, str] = {
         "several workers and replicas (section 7)."
     ),
     "3. Delivery (b) publish to first attempt, p99": (
-        "measured on 2026-11-30 at a load average of 12-16 on this 2-core machine, the tail "
+        "on 2026-11-30, at a load average of 12-16 on this 2-core machine, the tail "
         "is the machine's: in back-to-back runs the bare POST loop's own p99 was 139-462 ms, "
         "ours 362-503 ms (p50 3-6 ms), and the code before issue 12 fell behind the 200 "
         "events/s altogether (p50 1.96 s, p99 4.9 s). Inside the server the publish call took "
@@ -40,23 +40,27 @@ MISSED: dict[str, str] = {
         "the time before our handler ran at all, a process waiting for a core."
     ),
     "0. Headline REST publish p99": (
-        "16 publishers each calling again as soon as they are answered make the mean latency "
-        "16 / the publish rate (Little's law): 18-23 ms at 700-900 events/s before any "
-        "spread, so a p99 of 20 ms needs the throughput above, well over 1,000 events/s. The "
-        "time is queueing on the one event loop, busy with the work listed for the figure "
-        "above; the group commit itself waits at most 2 ms for company, and only when "
-        "publishes come together."
+        "with one process the p99 was 13-19 ms once the event loop no longer stopped for "
+        "full garbage collections (below): 16 publishers calling again as soon as they are "
+        "answered make the mean latency 16 / the rate (Little's law), 7-9 ms at 1,800-2,300 "
+        "events/s. With --workers 2 on SQLite the two processes take turns on the database's "
+        "one write lock: a group commit that finds the other process holding it waits on the "
+        "write thread in SQLite's busy handler, which sleeps 1, 2, 5, 10 ms and longer "
+        "between tries. Retrying it on the event loop every 0.5-4 ms instead, for up to 50 "
+        "ms, measured no better (p99 19-28 ms against 20-32 ms, alternating runs). "
+        "PostgreSQL is the database for several workers and replicas (section 7)."
     ),
     "1. gRPC getWebhook": (
-        "the server spent 0.41-0.46 ms of CPU per call in runs during the day and 0.66 ms "
-        "in the full run of 20:45 (0.91 before issue 12's changes) "
+        "on 2026-11-30 the server spent 0.41-0.46 ms of CPU per call in runs during the "
+        "day and 0.66 ms in the full run of 20:45 (0.91 before issue 12's changes) "
         "against 0.27-0.29 ms for the no-op servicer. Two thirds of the GIL's time is in "
         "grpc.aio's own Cython machinery, the part the no-op pays too; our code is ~15%: the "
         "interceptor, the read (now on the event loop, one written-out statement), the "
         "message, the log line and metrics."
     ),
     "2. REST GET one webhook": (
-        "the shim spends 0.20-0.25 ms of CPU per request (0.72 before issue 12's changes) "
+        "on 2026-11-30 the shim spent 0.20-0.25 ms of CPU per request (0.72 before issue "
+        "12's changes) "
         "against 0.05-0.07 ms for a bare aiohttp handler answering a constant. Left after "
         "the fixes below: aiohttp's request handling and our middlewares (errors, "
         "observe), the read on the event loop, the response converted and written "
@@ -64,7 +68,8 @@ MISSED: dict[str, str] = {
         "30% means about 0.2 ms per request, which this machine's noise puts on either side."
     ),
     "3. Delivery (a)": (
-        "the server spent about 0.41 ms of CPU per delivery when profiled and 0.56 ms in the "
+        "on 2026-11-30 the server spent about 0.41 ms of CPU per delivery when profiled "
+        "and 0.56 ms in the "
         "full run of 20:45 (0.61 before issue 12's changes) against 0.08-0.13 ms per POST "
         "for the bare loop's client: per delivery it "
         "has its row inserted (in the publish's group commit), claimed and its result "
