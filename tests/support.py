@@ -28,6 +28,18 @@ from cryptography.x509.oid import NameOID
 ROOT = Path(__file__).resolve().parent.parent
 # Tests point webhooks at receivers on loopback over plain HTTP.
 PERMISSIVE = ("--allow-private-urls", "--allowed-schemes", "http,https")
+# A publishEvent body over REST: a model version created.
+EVENT_JSON = {
+    "event": {"entity": "MODEL_VERSION", "action": "CREATED"},
+    "data": {
+        "name": "churn",
+        "version": "3",
+        "source": "models:/churn/3",
+        "run_id": None,
+        "tags": {},
+        "description": None,
+    },
+}
 START_TIMEOUT = 30.0
 
 

@@ -22,20 +22,16 @@ from mlflow_webhooks.generated import webhook_delivery_pb2_grpc as dpb_grpc
 from mlflow_webhooks.generated import webhooks_pb2 as pb
 from mlflow_webhooks.generated import webhooks_pb2_grpc as pb_grpc
 from tests.databases import POSTGRES, Database, fresh
-from tests.support import PERMISSIVE, Receiver, ServerProcess, own_server, run_server
+from tests.support import (
+    EVENT_JSON,
+    PERMISSIVE,
+    Receiver,
+    ServerProcess,
+    own_server,
+    run_server,
+)
 
 MV_CREATED = pb.WebhookEvent(entity=pb.MODEL_VERSION, action=pb.CREATED)
-EVENT_JSON = {
-    "event": {"entity": "MODEL_VERSION", "action": "CREATED"},
-    "data": {
-        "name": "churn",
-        "version": "3",
-        "source": "models:/churn/3",
-        "run_id": None,
-        "tags": {},
-        "description": None,
-    },
-}
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 # Generous bounds for a loaded machine: what is asserted is the answer, not its speed.

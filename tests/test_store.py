@@ -509,6 +509,17 @@ async def test_reads_answer_while_another_process_holds_the_write_lock(tmp_path:
         assert server.stop() == 0
 
 
+def an_event() -> EventRecord:
+    return EventRecord(
+        id=str(uuid.uuid4()),
+        event=MV_CREATED,
+        data="{}",
+        occurred_at="2026-01-01T00:00:00+00:00",
+        creation_timestamp=now_ms(),
+        payload="{}",
+    )
+
+
 def test_a_full_disk_is_reported_as_such(db: Path) -> None:
     """SQLite rolls back by itself when the disk is full; the error says the disk is full,
     not that peewee's own rollback then found no transaction. SQLite's max_page_count stands
@@ -516,14 +527,7 @@ def test_a_full_disk_is_reported_as_such(db: Path) -> None:
     from mlflow_webhooks.server.store import DiskFull
 
     def big_event() -> EventRecord:
-        return EventRecord(
-            id=str(uuid.uuid4()),
-            event=MV_CREATED,
-            data="{}",
-            occurred_at="2026-01-01T00:00:00+00:00",
-            creation_timestamp=now_ms(),
-            payload="x" * 100_000,
-        )
+        return replace(an_event(), payload="x" * 100_000)
 
     with opened(db) as store:
         store.create_webhook(record())
@@ -540,17 +544,6 @@ def test_a_full_disk_is_reported_as_such(db: Path) -> None:
 
 
 # -- batched writes on the event loop (Store.run_at_once) ---------------------------------
-
-
-def an_event() -> EventRecord:
-    return EventRecord(
-        id=str(uuid.uuid4()),
-        event=MV_CREATED,
-        data="{}",
-        occurred_at="2026-01-01T00:00:00+00:00",
-        creation_timestamp=now_ms(),
-        payload="{}",
-    )
 
 
 def deliveries(db: Path) -> int:
@@ -635,26 +628,17 @@ def test_batch_writes_leave_checkpoints_to_the_write_thread(db: Path) -> None:
 
 async def test_the_servers_log_stays_bounded_under_batch_writes(tmp_path: Path) -> None:
     """Publishes commit on the event loop without SQLite's automatic checkpoints; the server
-    checkpoints on its write thread every so many, so the write-ahead log does not grow
-    with what is published (here about 16 MB: 400 events stored with their 40 KB bodies)."""
+    checkpoints on its write thread whenever the write-ahead log reaches 4 MiB, so the log
+    does not grow with what is published (here about 16 MB: 400 events stored with their
+    40 KB bodies)."""
     import aiohttp
 
-    from tests.support import own_server
+    from tests.support import EVENT_JSON, own_server
 
     server = own_server(tmp_path)
     try:
         url = f"{server.http_url}/api/2.0/mlflow/webhook-events"
-        body = {
-            "event": {"entity": "MODEL_VERSION", "action": "CREATED"},
-            "data": {
-                "name": "churn",
-                "version": "3",
-                "source": "models:/churn/3",
-                "run_id": None,
-                "tags": {},
-                "description": "x" * 20_000,
-            },
-        }
+        body = {**EVENT_JSON, "data": {**EVENT_JSON["data"], "description": "x" * 20_000}}
         async with aiohttp.ClientSession() as http:
             for _ in range(400):
                 async with http.post(url, json=body) as response:
