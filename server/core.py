@@ -51,8 +51,9 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 HEALTH_WINDOW_MS = 24 * 3600 * 1000
-# Bulk redelivery sends this many at once, as the worker's per-webhook limit does: they all
-# go to the same receiver.
+# Bulk redelivery sends at most this many at once: they all go to the same receiver, which
+# may be the one that was failing (the delivery worker's window starts at 4 for the same
+# reason, server/delivery/aimd.py).
 REDELIVER_CONCURRENCY = 8
 # getWebhookHealth takes its ids in the query string over REST: 100 ids keep the URL far
 # below the 8 KiB request line HTTP servers accept.
