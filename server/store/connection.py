@@ -32,8 +32,7 @@ def unmasked(error: pw.OperationalError) -> pw.OperationalError:
     # peewee's error, then sqlite3's about the rollback, then the one that made it roll back.
     while "no transaction is active" in str(cause) and cause.__context__ is not None:
         cause = cause.__context__
-    # peewee raises its own error while sqlite3's, with the error code, is being handled.
-    original = cause.__context__ if isinstance(cause, pw.OperationalError) else cause
+    original = _sqlite_error(cause)
     if getattr(original, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
         return DiskFull(
             f"the disk holding the SQLite database is full ({original}): free space on it; "
@@ -44,8 +43,13 @@ def unmasked(error: pw.OperationalError) -> pw.OperationalError:
 
 def is_busy(error: pw.OperationalError) -> bool:
     """SQLite answered SQLITE_BUSY: another connection holds the lock it asked for."""
-    original = error.__context__ if error.__context__ is not None else error
-    return getattr(original, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+    return getattr(_sqlite_error(error), "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+
+
+def _sqlite_error(error: BaseException) -> BaseException | None:
+    """sqlite3's error behind `error`, which carries the error code: peewee raises its own
+    error while sqlite3's is being handled."""
+    return error.__context__ if isinstance(error, pw.OperationalError) else error
 
 
 class WriteLockBusy(Exception):
