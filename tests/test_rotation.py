@@ -28,18 +28,19 @@ from mlflow_webhooks.generated import webhooks_pb2_grpc as pb_grpc
 from mlflow_webhooks.server.store import now_ms
 from tests.conftest import PERMISSIVE
 from tests.databases import KINDS, POSTGRES, Database, fresh
-from tests.support import ROOT, Received, Receiver, ServerProcess, own_server, run_server
+from tests.support import (
+    EVENT_JSON,
+    ROOT,
+    Received,
+    Receiver,
+    ServerProcess,
+    own_server,
+    run_server,
+)
 
 MV_CREATED = pb.WebhookEvent(entity=pb.MODEL_VERSION, action=pb.CREATED)
 PROMPT_CREATED = pb.WebhookEvent(entity=pb.PROMPT, action=pb.CREATED)
-MV_DATA = {
-    "name": "churn",
-    "version": "3",
-    "source": "models:/churn/3",
-    "run_id": None,
-    "tags": {},
-    "description": None,
-}
+MV_DATA = EVENT_JSON["data"]
 OLD = "old-secret-6f0c2a"
 NEW = "new-secret-9d41be"
 HOUR = 3600
