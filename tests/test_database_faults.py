@@ -34,6 +34,7 @@ from tests.support import (
 MV_CREATED = pb.WebhookEvent(entity=pb.MODEL_VERSION, action=pb.CREATED)
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+LAST_ANSWER = "webhooks_database_last_answer_timestamp_seconds"
 # Generous bounds for a loaded machine: what is asserted is the answer, not its speed.
 ANSWER = 20.0
 
@@ -74,6 +75,17 @@ async def health_becomes(watch: grpc.aio.UnaryStreamCall, status: int) -> None:
     async with asyncio.timeout(ANSWER):
         while (await watch.read()).status != status:
             pass
+
+
+async def probe_has_answered(http: aiohttp.ClientSession, server: ServerProcess) -> None:
+    """Until the background probe's first answer, /metrics has no time of the last one: the
+    health service says SERVING from start-up, before that answer."""
+    async with asyncio.timeout(ANSWER):
+        while True:
+            async with http.get(f"{server.http_url}/metrics") as r:
+                if LAST_ANSWER in await r.text():
+                    return
+            await asyncio.sleep(0.05)
 
 
 def attempt_lines(server: ServerProcess) -> Counter[str]:
@@ -167,6 +179,7 @@ async def test_locked_outbox_on_postgresql(tmp_path: Path) -> None:
                 health_pb2.HealthCheckRequest(service="mlflow.WebhookService")
             )
             await health_becomes(watch, SERVING)
+            await probe_has_answered(http, server)
             publish_url = f"{server.http_url}/api/2.0/mlflow/webhook-events"
             timeout = aiohttp.ClientTimeout(total=ANSWER)
             async with await psycopg.AsyncConnection.connect(POSTGRES) as blocker:
@@ -184,7 +197,7 @@ async def test_locked_outbox_on_postgresql(tmp_path: Path) -> None:
                     assert r.status == 503
                     assert await r.json() == {"status": "database unavailable"}
                 async with http.get(f"{server.http_url}/metrics") as r:
-                    assert "webhooks_database_last_answer_timestamp_seconds" in await r.text()
+                    assert LAST_ANSWER in await r.text()
                 await blocker.rollback()
             await health_becomes(watch, SERVING)
             async with http.get(f"{server.http_url}/health") as r:
