@@ -221,15 +221,7 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
         runner.server,
         config.max_connections or connections.default_max_connections(open_files),
     )
-    loop = asyncio.get_running_loop()
-    connections.quiet_accept_errors(loop)
-    http_server = await loop.create_server(
-        guard,
-        sock=http_sock,
-        ssl=tls[1] if tls else None,
-        ssl_handshake_timeout=connections.HEADER_TIMEOUT if tls else None,
-        backlog=connections.ACCEPT_BURST,
-    )
+    guard.listen(http_sock, tls[1] if tls else None)
     await sender.start()
 
     await grpc_server.start()
@@ -260,7 +252,7 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     await dispatcher.stop(GRACE_SECONDS)
     await retention.stop()
     await sweep.stop()
-    http_server.close()
+    guard.close()
     await runner.cleanup()
     await sender.close()
     core.close()

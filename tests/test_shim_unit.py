@@ -3,12 +3,8 @@ headers are answered. tests/test_security.py checks a real server."""
 
 from __future__ import annotations
 
-import asyncio
-import errno
-
 import pytest
 
-from mlflow_webhooks.server.shim.connections import default_max_connections, quiet_accept_errors
 from mlflow_webhooks.server.shim.guards import HostRule, host_name, is_json
 
 
@@ -114,31 +110,3 @@ def test_any_name_when_bound_elsewhere_unless_names_are_given() -> None:
     bound_everywhere_with_names = HostRule.of("0.0.0.0", ("hooks.example.com",))
     assert bound_everywhere_with_names.allows("hooks.example.com")
     assert not bound_everywhere_with_names.allows("other.example.com")
-
-
-@pytest.mark.parametrize(
-    ("open_files", "cap"), [(64, 16), (256, 78), (1024, 462), (20, 16), (10**6, 10_000)]
-)
-def test_default_max_connections_stays_below_the_open_files_limit(
-    open_files: int, cap: int
-) -> None:
-    assert default_max_connections(open_files) == cap
-
-
-def test_accept_errors_are_logged_once_per_period(caplog: pytest.LogCaptureFixture) -> None:
-    loop = asyncio.new_event_loop()
-    try:
-        quiet_accept_errors(loop)
-        for _ in range(1000):
-            loop.call_exception_handler(
-                {
-                    "message": "socket.accept() out of system resource",
-                    "exception": OSError(errno.EMFILE, "Too many open files"),
-                }
-            )
-        loop.call_exception_handler({"message": "something else", "exception": ValueError("x")})
-    finally:
-        loop.close()
-    lines = [r.getMessage() for r in caplog.records]
-    assert sum("cannot accept connections: Too many open files" in line for line in lines) == 1
-    assert any("something else" in line for line in lines)  # other errors as asyncio logs them
