@@ -221,7 +221,7 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
         runner.server,
         config.max_connections or connections.default_max_connections(open_files),
     )
-    guard.listen(http_sock, tls[1] if tls else None)
+    guard.start(http_sock, tls[1] if tls else None)
     await sender.start()
 
     await grpc_server.start()
@@ -252,7 +252,7 @@ async def serve(config: Config, reuse_port: bool = False) -> None:
     await dispatcher.stop(GRACE_SECONDS)
     await retention.stop()
     await sweep.stop()
-    guard.close()
+    guard.stop()
     await runner.cleanup()
     await sender.close()
     core.close()

@@ -40,6 +40,8 @@ EVENT_JSON = {
         "description": None,
     },
 }
+# An HTTP request that stops in the middle of its headers, as a slow client's does.
+HALF_REQUEST = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
 START_TIMEOUT = 30.0
 
 

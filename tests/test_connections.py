@@ -14,9 +14,7 @@ import pytest
 
 from mlflow_webhooks.server.shim import connections
 from mlflow_webhooks.server.shim.connections import ConnectionGuard, default_max_connections
-from tests.support import make_certificates
-
-HALF_REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+from tests.support import HALF_REQUEST, make_certificates
 
 
 @pytest.mark.parametrize(
@@ -48,7 +46,7 @@ async def test_a_flood_holds_at_most_the_cap_plus_one_burst() -> None:
     limit, burst, clients = 2, 3, 40
     guard = ConnectionGuard(Answering, limit, header_timeout=60, burst=burst)
     sock = listening()
-    guard.listen(sock)
+    guard.start(sock)
     most_held = 0
     flooding = True
 
@@ -81,14 +79,14 @@ async def test_a_flood_holds_at_most_the_cap_plus_one_burst() -> None:
         await watcher
         for _, writer in streams:
             writer.close()
-        guard.close()
+        guard.stop()
     assert 0 < most_held <= limit + burst
 
 
 async def test_when_none_is_waiting_a_newcomer_is_answered_busy() -> None:
     guard = ConnectionGuard(Answering, 1, header_timeout=60)
     sock = listening()
-    guard.listen(sock)
+    guard.start(sock)
     try:
         reader, writer = await asyncio.open_connection(*sock.getsockname())
         writer.write(b"GET / HTTP/1.1\r\n\r\n")
@@ -98,7 +96,7 @@ async def test_when_none_is_waiting_a_newcomer_is_answered_busy() -> None:
         assert (guard.open, guard.held) == (1, 1)
         writer.close()
     finally:
-        guard.close()
+        guard.stop()
 
 
 async def test_over_tls_a_failed_handshake_gives_its_place_back(tmp_path: Path) -> None:
@@ -107,7 +105,7 @@ async def test_over_tls_a_failed_handshake_gives_its_place_back(tmp_path: Path) 
     server_side.load_cert_chain(cert, key)
     guard = ConnectionGuard(Answering, 1, header_timeout=60)
     sock = listening()
-    guard.listen(sock, server_side)
+    guard.start(sock, server_side)
     try:
         # Not TLS: the handshake fails, and the connection is counted out, unanswered.
         reader, writer = await asyncio.open_connection(*sock.getsockname())
@@ -122,7 +120,7 @@ async def test_over_tls_a_failed_handshake_gives_its_place_back(tmp_path: Path) 
         assert (guard.open, guard.held) == (1, 1)
         writer.close()
     finally:
-        guard.close()
+        guard.stop()
 
 
 async def test_accept_errors_are_logged_once_per_period(
@@ -146,13 +144,13 @@ async def test_accept_errors_are_logged_once_per_period(
     sock.bind(("127.0.0.1", 0))
     sock.listen()
     guard = ConnectionGuard(Answering, 4)
-    guard.listen(sock)
+    guard.start(sock)
     client = socket.create_connection(sock.getsockname())  # keeps the socket readable
     try:
         # Accepting is tried again after each failure, and the failures are one line.
         await asyncio.wait_for(enough.wait(), 30)
     finally:
-        guard.close()
+        guard.stop()
         client.close()
     lines = [r.getMessage() for r in caplog.records if "cannot accept" in r.getMessage()]
     assert lines == [

@@ -19,7 +19,7 @@ import pytest
 
 from mlflow_webhooks.generated import webhook_delivery_pb2 as dpb
 from mlflow_webhooks.generated import webhooks_pb2 as pb
-from tests.support import Receiver, ServerProcess, own_server, run_server
+from tests.support import HALF_REQUEST, Receiver, ServerProcess, own_server, run_server
 from tests.test_delivery import Api, make_api
 
 TOKEN = "tok-5d1e9a7c3b"
@@ -170,8 +170,6 @@ async def test_malformed_retry_after_is_ignored(api: Api, value: str) -> None:
 
 
 # -- 3. slow clients ------------------------------------------------------------------------
-
-HALF_REQUEST = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
 
 
 def half_open(address: tuple[str, int], count: int) -> list[socket.socket]:

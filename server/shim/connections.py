@@ -98,14 +98,14 @@ class ConnectionGuard:
         self._accepting = False
         self._full = False  # paused until a held descriptor is released
 
-    def listen(self, sock: socket.socket, ssl_context: ssl.SSLContext | None = None) -> None:
+    def start(self, sock: socket.socket, ssl_context: ssl.SSLContext | None = None) -> None:
         """Starts accepting on `sock`, a listening socket."""
         self._sock = sock
         self._ssl = ssl_context
         sock.setblocking(False)
         self._resume()
 
-    def close(self) -> None:
+    def stop(self) -> None:
         """Stops accepting and closes the listening socket. Open connections are aiohttp's
         to close; connections still starting (in their TLS handshake) are dropped."""
         self._pause()
@@ -179,7 +179,6 @@ class ConnectionGuard:
 
     async def _connect(self, conn: socket.socket, connection: _Guarded) -> None:
         """Makes the socket's transport (after the TLS handshake, when serving TLS)."""
-        conn.setblocking(False)
         try:
             await asyncio.get_running_loop().connect_accepted_socket(
                 lambda: connection,
@@ -233,8 +232,7 @@ class _Guarded(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         if self._answer is not None:
-            transport.write(self._answer)
-            transport.close()
+            self.close(self._answer)
             return
         self._inner = self._guard._factory()
         self._inner.connection_made(transport)
